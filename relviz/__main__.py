@@ -1,0 +1,5 @@
+import sys
+
+from relviz.cli import main
+
+sys.exit(main())

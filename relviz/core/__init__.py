@@ -1,0 +1,1 @@
+"""Qt-free, display-free foundations: trace, capture, devices, errors and file readers."""

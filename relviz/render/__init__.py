@@ -1,0 +1,1 @@
+"""Qt-free rendering: colormaps, overlays and paper figures (matplotlib Agg/PDF/SVG)."""

@@ -1,0 +1,295 @@
+"""The model zoo: names → builders and bundled weights, and checkpoint → family detection.
+
+Each family module (``relviz/zoo/<family>.py``) registers one :class:`Family` (how to build, load,
+preprocess, run and post-process that family) and its named :class:`ModelEntry` items.  Everything
+else — the command line, the application, the benchmarks — goes through :func:`load_model` and
+:func:`run_model`, so a family added here appears everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from relviz.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, sha256_of
+from relviz.core.devices import resolve_device, resolve_precision
+from relviz.core.errors import BadInputError
+from relviz.core.trace import Trace
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+
+@dataclass
+class RunOptions:
+    """What a user can set for one run; families read the fields that concern them."""
+
+    threshold: float = 0.7
+    resize: int | None = None  # shorter side in pixels; 0 = no resize; None = the family's default
+    capture: bool = True
+    frame: int = 0  # first frame, for video inputs
+    clip_length: int | None = None
+    stride: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run, and where it came from."""
+
+    family: Family
+    name: str
+    module: torch.nn.Module
+    config: dict[str, Any]
+    device: torch.device
+    dtype: torch.dtype
+    checkpoint: Checkpoint | None = None
+    weights: str = "none"  # 'none' (seeded random), 'bundled' or a path
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family.name,
+            "config": self.config,
+            "weights": self.weights,
+            "checkpoint_sha256": self.checkpoint.sha256 if self.checkpoint else "",
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
+
+
+class Family:
+    """One model family.  Subclasses implement the five methods below."""
+
+    name: str = ""
+    description: str = ""
+    #: what the family takes: "image" or "clip"
+    input_kind: str = "image"
+
+    def build(self, config: dict[str, Any]) -> torch.nn.Module:
+        """The architecture for ``config`` with freshly initialised weights."""
+        raise NotImplementedError
+
+    def config_from_checkpoint(self, ckpt: Checkpoint, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The architecture's config inferred from the state dict (and ``args``), then ``overrides``."""
+        raise NotImplementedError
+
+    def detect(self, state_dict: dict[str, torch.Tensor]) -> float:
+        """How sure (0..1) this state dict belongs to the family, from its keys alone."""
+        raise NotImplementedError
+
+    def run(self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any],
+            options: RunOptions) -> Trace:
+        """Run on one image (``inputs`` of one) or one clip; return the trace with ``meta`` filled."""
+        raise NotImplementedError
+
+    def default_config(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    description: str
+    config: dict[str, Any]
+    #: bundled weights file name in ``weights/`` (safetensors), or None
+    weights: str | None = None
+
+    @property
+    def weights_path(self) -> Path | None:
+        return WEIGHTS_DIR / self.weights if self.weights else None
+
+    @property
+    def has_weights(self) -> bool:
+        return self.weights_path is not None and self.weights_path.is_file()
+
+
+_FAMILIES: dict[str, Family] = {}
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_family(family: Family) -> Family:
+    _FAMILIES[family.name] = family
+    return family
+
+
+def register_model(entry: ModelEntry) -> ModelEntry:
+    _MODELS[entry.name] = entry
+    return entry
+
+
+def families() -> dict[str, Family]:
+    return dict(_FAMILIES)
+
+
+def models() -> dict[str, ModelEntry]:
+    return dict(_MODELS)
+
+
+def get_family(name: str) -> Family:
+    if name not in _FAMILIES:
+        raise BadInputError(f"unknown family {name!r}; valid families: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[name]
+
+
+def get_model(name: str) -> ModelEntry:
+    if name not in _MODELS:
+        raise BadInputError(f"unknown model {name!r}; valid models: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def guess_family(state_dict: dict[str, torch.Tensor]) -> tuple[str, float]:
+    """The family whose keys the state dict resembles most, and how sure (0..1)."""
+    scores = {name: fam.detect(state_dict) for name, fam in _FAMILIES.items()}
+    if not scores:
+        return "", 0.0
+    best = max(scores, key=scores.get)
+    return best, scores[best]
+
+
+def count_parameters(family: Family, config: dict[str, Any]) -> int:
+    """Parameter count of an architecture, built on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        module = family.build(config)
+    return sum(p.numel() for p in module.parameters())
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def _load_into(family: Family, config: dict[str, Any], ckpt: Checkpoint, what: str) -> torch.nn.Module:
+    from relviz.core.checkpoint import compare_state_dict
+
+    module = family.build(config)
+    report = compare_state_dict(module, ckpt.state_dict)
+    if not report.ok:
+        guess, score = guess_family(ckpt.state_dict)
+        hint = ""
+        if guess and guess != family.name and score >= 0.5:
+            hint = f" It looks like a {guess} checkpoint instead."
+        elif score < 0.5:
+            hint = " It does not look like any family relviz knows."
+        raise CheckpointError(f"{what} does not fit {family.name} ({config_summary(config)}): "
+                              f"{report.describe()}.{hint}")
+    module.load_state_dict(ckpt.state_dict, strict=True)
+    return module
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, (dict, list)))
+
+
+def load_model(
+    name: str | None = None,
+    weights: str | Path | None = None,
+    family: str | None = None,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> LoadedModel:
+    """Build a zoo model or load a checkpoint, ready to run on ``device``.
+
+    - ``name`` alone: the zoo entry with its bundled weights (an error if it has none);
+    - ``name`` and ``weights='none'``: that architecture with weights seeded by ``seed``;
+    - ``weights=PATH``: a checkpoint; its family is ``family``, else ``name``'s, else detected from keys,
+      and its config is inferred from the state dict (``overrides`` fill in what weights cannot tell).
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    dev = resolve_device(device)
+    dtype = resolve_precision(precision, dev)
+    entry = get_model(name) if name else None
+    weights_str = None if weights is None else str(weights)
+
+    if weights_str is not None and weights_str.lower() == "none":
+        if entry is None:
+            raise BadInputError("--weights none needs --model NAME to say which architecture to build")
+        fam = get_family(entry.family)
+        config = {**fam.default_config(), **entry.config, **overrides}
+        with _seeded(seed):
+            module = fam.build(config)
+        loaded = LoadedModel(fam, entry.name, module, config, dev, dtype, None, "none")
+    else:
+        if weights_str is None:
+            if entry is None:
+                raise BadInputError("give --model NAME or --weights PATH")
+            if not entry.has_weights:
+                raise BadInputError(
+                    f"model {entry.name} has no bundled weights; pass --weights PATH, or --weights none "
+                    "for seeded random weights"
+                )
+            path = entry.weights_path
+            _verify_bundled(entry, path)
+            source = "bundled"
+        else:
+            path = Path(weights_str)
+            source = str(path)
+        ckpt = load_checkpoint(path)
+        if family:
+            fam = get_family(family)
+        elif entry is not None:
+            fam = get_family(entry.family)
+        else:
+            guess, score = guess_family(ckpt.state_dict)
+            if score < 0.5:
+                raise CheckpointError(
+                    f"{path.name} does not look like a checkpoint of any family relviz knows "
+                    f"({', '.join(sorted(_FAMILIES))}); pass --family if it is one"
+                )
+            fam = get_family(guess)
+        base = {**fam.default_config(), **(entry.config if entry is not None else {})}
+        config = {**base, **fam.config_from_checkpoint(ckpt, overrides)}
+        module = _load_into(fam, config, ckpt, path.name)
+        loaded = LoadedModel(fam, entry.name if entry else path.stem, module, config, dev, dtype, ckpt, source)
+    loaded.module.eval()
+    try:
+        loaded.module.to(device=dev, dtype=dtype)
+    except torch.cuda.OutOfMemoryError:
+        raise BadInputError(f"the GPU ({dev}) ran out of memory loading {loaded.name}; try --device cpu") from None
+    return loaded
+
+
+def _verify_bundled(entry: ModelEntry, path: Path) -> None:
+    """Bundled weights must match the sha256 in their model card, so a swapped file is refused."""
+    import json
+
+    card = path.with_suffix(".json")
+    if not card.is_file():
+        return
+    expected = json.loads(card.read_text()).get("sha256")
+    if expected and expected != sha256_of(path):
+        raise CheckpointError(f"bundled weights {path.name} do not match the sha256 in {card.name}; refusing them")
+
+
+def run_model(model: LoadedModel, input_path: str | Path, options: RunOptions | None = None) -> Trace:
+    """Read ``input_path`` (image or video) and run ``model`` on it; the trace records everything."""
+    from relviz.zoo.inputs import read_inputs
+
+    options = options or RunOptions()
+    inputs, source = read_inputs(input_path, model.family.input_kind, options)
+    try:
+        with torch.inference_mode():
+            trace = model.family.run(model, inputs, source, options)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise BadInputError(f"the GPU ({model.device}) ran out of memory on {Path(input_path).name}; "
+                            "try --device cpu or a smaller --resize") from None
+    trace.meta.setdefault("model", model.describe())
+    return trace
+
+
+# Family registrations: importing a family module registers it.
+from relviz.zoo import detr as _detr  # noqa: E402,F401
