@@ -60,7 +60,7 @@ def resize_shorter(image: np.ndarray, shorter: int | None) -> np.ndarray:
 
 def normalise(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 RGB → (3, H, W) float, ImageNet mean and std."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+    x = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float() / 255.0
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (x - mean) / std
