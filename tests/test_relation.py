@@ -49,7 +49,8 @@ def naive_relation(module: RelationModule, features: torch.Tensor, boxes: torch.
     weight = torch.zeros_like(omega_g)
     for h in range(h_n):
         for n in range(n_obj):
-            num = [max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m])) for m in range(n_obj)]
+            num = [max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m]))
+                   for m in range(n_obj)]
             for m in range(n_obj):
                 weight[h, n, m] = num[m] / sum(num)
     out = features.clone()

@@ -104,7 +104,7 @@ class RelationModule(nn.Module):
         super().__init__()
         out_dim = feat_dim if out_dim is None else out_dim
         if key_dim % heads or out_dim % heads:
-            raise ValueError(f"key_dim ({key_dim}) and out_dim ({out_dim}) must be divisible by heads ({heads})")
+            raise ValueError(f"key_dim ({key_dim}) and out_dim ({out_dim}) must divide by heads ({heads})")
         self.feat_dim, self.key_dim, self.out_dim = feat_dim, key_dim, out_dim
         self.heads, self.geo_dim, self.name = heads, geo_dim, name
         self.d_k = key_dim // heads
