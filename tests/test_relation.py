@@ -35,8 +35,12 @@ def naive_relation(module: RelationModule, features: torch.Tensor, boxes: torch.
             xm1, ym1, xm2, ym2 = [float(v) for v in boxes[m]]
             wm, hm = xm2 - xm1, ym2 - ym1
             cxm, cym = (xm1 + xm2) / 2, (ym1 + ym2) / 2
-            geo = [math.log(max(abs(cxn - cxm) / wn, 1e-3)), math.log(max(abs(cyn - cym) / hn, 1e-3)),
-                   math.log(wn / wm), math.log(hn / hm)]
+            geo = [
+                math.log(max(abs(cxn - cxm) / wn, 1e-3)),
+                math.log(max(abs(cyn - cym) / hn, 1e-3)),
+                math.log(wn / wm),
+                math.log(hn / hm),
+            ]
             emb: list[float] = []
             for p in geo:
                 ang = [100.0 * p / 1000.0 ** (8.0 * i / module.geo_dim) for i in range(module.geo_dim // 8)]
@@ -45,12 +49,13 @@ def naive_relation(module: RelationModule, features: torch.Tensor, boxes: torch.
             k = module.key(features[m])
             for h in range(h_n):
                 omega_g[h, n, m] = max(float(wg[h] @ emb_t + bg[h]), 0.0)
-                omega_a[h, n, m] = q[h * d_k:(h + 1) * d_k] @ k[h * d_k:(h + 1) * d_k] / math.sqrt(d_k)
+                omega_a[h, n, m] = q[h * d_k : (h + 1) * d_k] @ k[h * d_k : (h + 1) * d_k] / math.sqrt(d_k)
     weight = torch.zeros_like(omega_g)
     for h in range(h_n):
         for n in range(n_obj):
-            num = [max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m]))
-                   for m in range(n_obj)]
+            num = [
+                max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m])) for m in range(n_obj)
+            ]
             for m in range(n_obj):
                 weight[h, n, m] = num[m] / sum(num)
     out = features.clone()
@@ -80,8 +85,13 @@ def _module(seed: int = 0, **kw) -> RelationModule:
     return module
 
 
-@pytest.mark.parametrize("dims", [dict(feat_dim=32, key_dim=32, heads=4, geo_dim=16),
-                                  dict(feat_dim=1024, key_dim=1024, heads=16, geo_dim=64)])
+@pytest.mark.parametrize(
+    "dims",
+    [
+        dict(feat_dim=32, key_dim=32, heads=4, geo_dim=16),
+        dict(feat_dim=1024, key_dim=1024, heads=16, geo_dim=64),
+    ],
+)
 def test_relation_module_matches_naive_double_loop(rng, dims):
     module = _module(**dims)
     n = 6

@@ -66,8 +66,9 @@ def relative_geometry(boxes: torch.Tensor, eps: float = OFFSET_CLAMP) -> torch.T
     return torch.stack([dx, dy, dw, dh], dim=-1)
 
 
-def geometry_embedding(position: torch.Tensor, dim: int = 64, wavelength: float = WAVELENGTH,
-                       scale: float = POSITION_SCALE) -> torch.Tensor:
+def geometry_embedding(
+    position: torch.Tensor, dim: int = 64, wavelength: float = WAVELENGTH, scale: float = POSITION_SCALE
+) -> torch.Tensor:
     """Sinusoidal embedding E_G of (..., 4) relative geometry into (..., dim) (official layout).
 
     For each of the four terms p: [sin(s·p / λ^{8i/dim}) for i < dim/8] + [cos(…) for i < dim/8].
@@ -81,8 +82,13 @@ def geometry_embedding(position: torch.Tensor, dim: int = 64, wavelength: float 
     return emb.flatten(-2)
 
 
-def rank_embedding(n: int, dim: int = 1024, wavelength: float = WAVELENGTH,
-                   device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def rank_embedding(
+    n: int,
+    dim: int = 1024,
+    wavelength: float = WAVELENGTH,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Sinusoidal embedding of ranks 0..n−1 into (n, dim): [sin(r / λ^{2i/dim})] + [cos(…)] (official)."""
     rank = torch.arange(n, device=device, dtype=dtype).unsqueeze(1)
     freq = torch.arange(dim // 2, device=device, dtype=dtype)
@@ -99,8 +105,15 @@ class RelationModule(nn.Module):
     removal module the official code uses feat_dim = 128, key_dim = 1024, out_dim = 128.
     """
 
-    def __init__(self, feat_dim: int = 1024, key_dim: int = 1024, out_dim: int | None = None,
-                 heads: int = 16, geo_dim: int = 64, name: str = "relation/fc1") -> None:
+    def __init__(
+        self,
+        feat_dim: int = 1024,
+        key_dim: int = 1024,
+        out_dim: int | None = None,
+        heads: int = 16,
+        geo_dim: int = 64,
+        name: str = "relation/fc1",
+    ) -> None:
         super().__init__()
         out_dim = feat_dim if out_dim is None else out_dim
         if key_dim % heads or out_dim % heads:
@@ -114,8 +127,9 @@ class RelationModule(nn.Module):
         # official linear_out: Conv 1×1 on heads·feat_dim channels with `heads` groups → out_dim
         self.linear_out = nn.Conv2d(heads * feat_dim, out_dim, kernel_size=1, groups=heads)
 
-    def terms(self, features: torch.Tensor, boxes: torch.Tensor | None = None,
-              embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def terms(
+        self, features: torch.Tensor, boxes: torch.Tensor | None = None, embedding: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ω, ω_G, ω_A), each (B, H, N, N), rows receiving n, columns contributing m.
 
         ``features`` (B, N, feat_dim); either ``boxes`` (B, N, 4) or a precomputed ``embedding``
@@ -134,8 +148,9 @@ class RelationModule(nn.Module):
         weight = torch.softmax(logits, dim=-1)
         return weight, omega_g, omega_a
 
-    def forward(self, features: torch.Tensor, boxes: torch.Tensor,
-                embedding: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, boxes: torch.Tensor, embedding: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """f_A + relation feature (eq. 6), (B, N, out_dim); records its terms when recording."""
         weight, omega_g, omega_a = self.terms(features, boxes, embedding)
         rec = active_recorder()
@@ -166,10 +181,17 @@ class DuplicateRemoval(nn.Module):
     s0 · s1 with s0 the classifier's score (official ``nms_multi_score``).
     """
 
-    def __init__(self, feat_dim: int = 1024, embed_dim: int = 128, rank_dim: int = 1024, key_dim: int = 1024,
-                 heads: int = 16, geo_dim: int = 64,
-                 iou_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
-                 name: str = "relation/nms") -> None:
+    def __init__(
+        self,
+        feat_dim: int = 1024,
+        embed_dim: int = 128,
+        rank_dim: int = 1024,
+        key_dim: int = 1024,
+        heads: int = 16,
+        geo_dim: int = 64,
+        iou_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
+        name: str = "relation/nms",
+    ) -> None:
         super().__init__()
         self.rank_dim = rank_dim
         self.iou_thresholds = tuple(float(t) for t in iou_thresholds)
@@ -178,8 +200,9 @@ class DuplicateRemoval(nn.Module):
         self.relation = RelationModule(embed_dim, key_dim, embed_dim, heads, geo_dim, name=name)
         self.logit = nn.Linear(embed_dim, len(self.iou_thresholds))  # official nms_logit
 
-    def rescore(self, features: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def rescore(
+        self, features: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sort each group by descending score s0, run the module; (s1 (G, N, T), order (G, N)).
 
         Row r of the outputs is the group's rank-r detection, input index ``order[g, r]``; the final
