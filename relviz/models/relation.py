@@ -149,11 +149,15 @@ class RelationModule(nn.Module):
         return weight, omega_g, omega_a
 
     def forward(
-        self, features: torch.Tensor, boxes: torch.Tensor, embedding: torch.Tensor | None = None
+        self,
+        features: torch.Tensor,
+        boxes: torch.Tensor,
+        embedding: torch.Tensor | None = None,
+        record: bool = True,
     ) -> torch.Tensor:
         """f_A + relation feature (eq. 6), (B, N, out_dim); records its terms when recording."""
         weight, omega_g, omega_a = self.terms(features, boxes, embedding)
-        rec = active_recorder()
+        rec = active_recorder() if record else None
         if rec is not None:
             rec.set(f"{self.name}/weight", weight)
             rec.set(f"{self.name}/geometry", omega_g)
@@ -214,13 +218,16 @@ class DuplicateRemoval(nn.Module):
         bxs = boxes.gather(1, idx.expand(-1, -1, 4))
         return self(feats, bxs), order
 
-    def forward(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Appearance embedding plus rank embedding, (G, N, embed_dim), for rank-ordered rows."""
+        n = features.shape[1]
+        ranks = rank_embedding(n, self.rank_dim, device=features.device, dtype=features.dtype)
+        return self.appearance_fc(features) + self.rank_fc(ranks).unsqueeze(0)
+
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor, record: bool = True) -> torch.Tensor:
         """s1 (G, N, T) for G groups (classes) of N detections each, sorted by descending score.
 
         ``features`` (G, N, feat_dim) and ``boxes`` (G, N, 4): row r of a group is its rank-r detection.
         """
-        g, n, _ = features.shape
-        ranks = rank_embedding(n, self.rank_dim, device=features.device, dtype=features.dtype)
-        x = self.appearance_fc(features) + self.rank_fc(ranks).unsqueeze(0)
-        x = torch.relu(self.relation(x, boxes))
+        x = torch.relu(self.relation(self.embed(features), boxes, record=record))
         return torch.sigmoid(self.logit(x))
