@@ -218,7 +218,6 @@ class RelationRoIHeads(RoIHeads):
         s1 = dr(cls_feats, cls_boxes, record=False)  # rows already in rank order; recorded below
         final = self._final_scores(s0, s1)  # (C−1, first)
         labels = torch.arange(1, c + 1, device=scores.device)[:, None].expand(c, first)
-        ranks = torch.arange(first, device=scores.device)[None].expand(c, first)
         flat = final.reshape(-1)
         keep = torch.where(flat > self.score_thresh)[0]
         keep = keep[box_ops.remove_small_boxes(cls_boxes.reshape(-1, 4)[keep], min_size=1e-2)]
@@ -368,3 +367,26 @@ def load_torchvision_body(model: nn.Module, state_dict: dict[str, torch.Tensor],
         raise CheckpointError(f"the torchvision Faster R-CNN body does not fit: {report.describe()}")
     model.load_state_dict(OrderedDict(given), strict=False)
     return sorted(given)
+
+
+def run_detector(model: FasterRCNN, image: torch.Tensor, min_size: int | None = None,
+                 max_size: int | None = None) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
+    """Detections of one (3, H, W) image in [0, 1] (boxes in its pixels), and the model input's (h, w).
+
+    ``min_size``/``max_size`` override the transform's resize for this call (shorter / longer side).
+    """
+    transform = model.transform
+    saved = transform.min_size, transform.max_size
+    try:
+        if min_size is not None:
+            transform.min_size = (int(min_size),)
+        if max_size is not None:
+            transform.max_size = int(max_size)
+        images, _ = transform([image])
+    finally:
+        transform.min_size, transform.max_size = saved
+    features = model.backbone(images.tensors)
+    proposals, _ = model.rpn(images, features)
+    detections, _ = model.roi_heads(features, proposals, images.image_sizes)
+    detections = transform.postprocess(detections, images.image_sizes, [tuple(image.shape[-2:])])
+    return detections[0], tuple(images.image_sizes[0])
