@@ -1,0 +1,222 @@
+"""Relation Networks: the relation module against its formulas, invariances, duplicate removal, detector."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from relviz.core.capture import recording
+from relviz.models.relation import (
+    DuplicateRemoval,
+    RelationModule,
+    geometry_embedding,
+    rank_embedding,
+    relative_geometry,
+)
+
+
+@torch.no_grad()
+def naive_relation(module: RelationModule, features: torch.Tensor, boxes: torch.Tensor):
+    """The module evaluated pair by pair from the formulas of the issue: (out, ω, ω_G, ω_A)."""
+    n_obj = features.shape[0]
+    h_n, d_k = module.heads, module.d_k
+    wg, bg = module.geometry_fc.weight, module.geometry_fc.bias
+    omega_g = torch.zeros(h_n, n_obj, n_obj, dtype=features.dtype)
+    omega_a = torch.zeros_like(omega_g)
+    for n in range(n_obj):  # receiving
+        xn1, yn1, xn2, yn2 = [float(v) for v in boxes[n]]
+        wn, hn = xn2 - xn1, yn2 - yn1
+        cxn, cyn = (xn1 + xn2) / 2, (yn1 + yn2) / 2
+        q = module.query(features[n])
+        for m in range(n_obj):  # contributing
+            xm1, ym1, xm2, ym2 = [float(v) for v in boxes[m]]
+            wm, hm = xm2 - xm1, ym2 - ym1
+            cxm, cym = (xm1 + xm2) / 2, (ym1 + ym2) / 2
+            geo = [
+                math.log(max(abs(cxn - cxm) / wn, 1e-3)),
+                math.log(max(abs(cyn - cym) / hn, 1e-3)),
+                math.log(wn / wm),
+                math.log(hn / hm),
+            ]
+            emb: list[float] = []
+            for p in geo:
+                ang = [100.0 * p / 1000.0 ** (8.0 * i / module.geo_dim) for i in range(module.geo_dim // 8)]
+                emb += [math.sin(a) for a in ang] + [math.cos(a) for a in ang]
+            emb_t = torch.tensor(emb, dtype=features.dtype)
+            k = module.key(features[m])
+            for h in range(h_n):
+                omega_g[h, n, m] = max(float(wg[h] @ emb_t + bg[h]), 0.0)
+                omega_a[h, n, m] = q[h * d_k : (h + 1) * d_k] @ k[h * d_k : (h + 1) * d_k] / math.sqrt(d_k)
+    weight = torch.zeros_like(omega_g)
+    for h in range(h_n):
+        for n in range(n_obj):
+            num = [
+                max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m])) for m in range(n_obj)
+            ]
+            for m in range(n_obj):
+                weight[h, n, m] = num[m] / sum(num)
+    out = features.clone()
+    per_head = module.out_dim // h_n
+    conv_w = module.linear_out.weight.view(module.out_dim, module.feat_dim)
+    conv_b = module.linear_out.bias
+    for n in range(n_obj):
+        for h in range(h_n):
+            agg = sum(weight[h, n, m] * features[m] for m in range(n_obj))
+            rows = slice(h * per_head, (h + 1) * per_head)
+            out[n, rows] = out[n, rows] + conv_w[rows] @ agg + conv_b[rows]
+    return out, weight, omega_g, omega_a
+
+
+def _boxes(rng: np.random.Generator, n: int) -> torch.Tensor:
+    xy = rng.uniform(0, 200, size=(n, 2))
+    wh = rng.uniform(5, 80, size=(n, 2))
+    return torch.tensor(np.concatenate([xy, xy + wh], 1), dtype=torch.float64)
+
+
+def _module(seed: int = 0, **kw) -> RelationModule:
+    torch.manual_seed(seed)
+    module = RelationModule(**kw).double()
+    # larger geometry weights so that many ω_G are positive and some are clamped at 1e-6
+    with torch.no_grad():
+        module.geometry_fc.weight.mul_(4.0)
+    return module
+
+
+@pytest.mark.parametrize(
+    "dims",
+    [
+        dict(feat_dim=32, key_dim=32, heads=4, geo_dim=16),
+        dict(feat_dim=1024, key_dim=1024, heads=16, geo_dim=64),
+    ],
+)
+def test_relation_module_matches_naive_double_loop(rng, dims):
+    module = _module(**dims)
+    n = 6
+    boxes = _boxes(rng, n)
+    boxes[3] = boxes[1]  # identical boxes: both offsets clamp at 1e-3
+    boxes[4, [0, 2]] = boxes[2, [0, 2]]  # same centre x: Δx clamps
+    feats = torch.tensor(rng.normal(size=(n, dims["feat_dim"])), dtype=torch.float64)
+    with torch.no_grad(), recording() as rec:
+        out = module(feats[None], boxes[None])[0]
+    trace = rec.finish()
+    ref_out, ref_w, ref_g, ref_a = naive_relation(module, feats, boxes)
+    assert (ref_g == 0).any() and (ref_g > 0).any()  # the ReLU and the 1e-6 clamp are exercised
+    np.testing.assert_allclose(trace["relation/fc1/geometry"], ref_g.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(trace["relation/fc1/appearance"], ref_a.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(trace["relation/fc1/weight"], ref_w.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(out.numpy(), ref_out.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(trace["relation/fc1/boxes"], boxes.numpy())
+    assert trace["relation/fc1/weight"].shape == (dims["heads"], n, n)
+
+
+def test_weight_rows_sum_to_one(rng):
+    module = _module(feat_dim=32, key_dim=32, heads=4, geo_dim=16)
+    boxes = _boxes(rng, 9)[None]
+    feats = torch.tensor(rng.normal(size=(1, 9, 32)))
+    with torch.no_grad():
+        weight, _, _ = module.terms(feats, boxes)
+    np.testing.assert_allclose(weight.sum(-1).detach().numpy(), 1.0, atol=1e-12)
+
+
+def test_geometry_invariant_to_common_translation_and_scale(rng):
+    module = _module(feat_dim=32, key_dim=32, heads=4, geo_dim=16)
+    boxes = _boxes(rng, 7)[None]
+    feats = torch.tensor(rng.normal(size=(1, 7, 32)))
+    _, g0, _ = module.terms(feats, boxes)
+    shifted = boxes + torch.tensor([37.5, -12.25, 37.5, -12.25], dtype=torch.float64)
+    _, g1, _ = module.terms(feats, shifted)
+    _, g2, _ = module.terms(feats, boxes * 3.7)
+    np.testing.assert_allclose(g1.detach().numpy(), g0.detach().numpy(), atol=1e-9)
+    np.testing.assert_allclose(g2.detach().numpy(), g0.detach().numpy(), atol=1e-9)
+    # but not invariant to moving one box
+    moved = boxes.clone()
+    moved[0, 0] += torch.tensor([30.0, 0.0, 30.0, 0.0], dtype=torch.float64)
+    _, g3, _ = module.terms(feats, moved)
+    assert not np.allclose(g3.detach().numpy(), g0.detach().numpy())
+
+
+def test_geometry_only_module_weights_proportional_to_geometry(rng):
+    module = _module(feat_dim=32, key_dim=32, heads=4, geo_dim=16)
+    with torch.no_grad():
+        module.key.weight.zero_()
+        module.key.bias.zero_()
+    boxes = _boxes(rng, 8)[None]
+    feats = torch.tensor(rng.normal(size=(1, 8, 32)))
+    weight, g, a = module.terms(feats, boxes)
+    assert torch.count_nonzero(a) == 0
+    g = g.detach().clamp_min(1e-6)
+    np.testing.assert_allclose(weight.detach().numpy(), (g / g.sum(-1, keepdim=True)).numpy(), atol=1e-12)
+
+
+def test_relative_geometry_uses_receiving_box():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 20.0], [25.0, 0.0, 65.0, 20.0]])
+    geo = relative_geometry(boxes)
+    # row 0 receives from 1: centre offset 45 − 5 = 40 divided by the receiving width 10
+    assert math.isclose(float(geo[0, 1, 0]), math.log(4.0), rel_tol=1e-6)
+    assert math.isclose(float(geo[1, 0, 0]), math.log(1.0), abs_tol=1e-6)  # 40 / 40
+    assert math.isclose(float(geo[0, 1, 2]), math.log(10 / 40), rel_tol=1e-6)
+    assert math.isclose(float(geo[0, 0, 0]), math.log(1e-3), rel_tol=1e-6)  # clamp on the diagonal
+    emb = geometry_embedding(geo, 64)
+    assert emb.shape == (2, 2, 64)
+    # layout: for term t, [sin × 8, cos × 8]; frequency 0 divides by 1
+    assert math.isclose(float(emb[0, 1, 0]), math.sin(100 * math.log(4.0)), abs_tol=1e-5)
+    assert math.isclose(float(emb[0, 1, 8]), math.cos(100 * math.log(4.0)), abs_tol=1e-5)
+
+
+def test_rank_embedding_layout():
+    emb = rank_embedding(5, 16)
+    for r in range(5):
+        for i in range(8):
+            assert math.isclose(float(emb[r, i]), math.sin(r / 1000 ** (2 * i / 16)), abs_tol=1e-6)
+            assert math.isclose(float(emb[r, 8 + i]), math.cos(r / 1000 ** (2 * i / 16)), abs_tol=1e-6)
+
+
+def _monotone_rank_module() -> DuplicateRemoval:
+    """Hand-set: appearance ignored, relation output zero, logit = −(slowest rank sinusoid) · 1000."""
+    torch.manual_seed(0)
+    mod = DuplicateRemoval(feat_dim=16, embed_dim=16, rank_dim=32, key_dim=16, heads=4, geo_dim=16).double()
+    with torch.no_grad():
+        for p in mod.parameters():
+            p.zero_()
+        # the last sine frequency is sin(r / 1000^{30/32}) ≈ r / 650: increasing in r for r < 1000
+        mod.rank_fc.weight[0, 15] = 1000.0
+        mod.logit.weight[:, 0] = -torch.tensor([0.5, 1.0, 1.5, 2.0, 2.5], dtype=torch.float64)
+        mod.logit.bias[:] = 3.0
+    return mod
+
+
+def test_duplicate_removal_keeps_rank_order_with_constant_appearance(rng):
+    mod = _monotone_rank_module()
+    n = 12
+    boxes = _boxes(rng, n)[None]
+    feats = torch.ones(1, n, 16, dtype=torch.float64)  # constant appearance
+    scores = torch.tensor(rng.permutation(np.linspace(0.95, 0.3, n)))[None]
+    with torch.no_grad():
+        s1, order = mod.rescore(feats, boxes, scores)
+    assert torch.equal(order[0], scores[0].argsort(descending=True))
+    final = scores.gather(1, order)[..., None] * s1  # (1, n, T), rows by rank
+    diffs = final[0, 1:] - final[0, :-1]
+    assert (diffs < 0).all(), "final scores must fall with rank"
+    assert (s1 > 0).all() and (s1 < 1).all()
+    # shuffling the input changes nothing about the per-detection result
+    perm = torch.tensor(rng.permutation(n))
+    with torch.no_grad():
+        s1b, order_b = mod.rescore(feats[:, perm], boxes[:, perm], scores[:, perm])
+    np.testing.assert_allclose(s1b.numpy(), s1.numpy(), atol=1e-12)
+    assert torch.equal(perm[order_b[0]], order[0])
+
+
+def test_duplicate_removal_records_its_relation(rng):
+    torch.manual_seed(1)
+    mod = DuplicateRemoval(feat_dim=16, embed_dim=32, rank_dim=32, key_dim=32, heads=4, geo_dim=16).double()
+    boxes = _boxes(rng, 5)[None].repeat(3, 1, 1)
+    feats = torch.tensor(rng.normal(size=(3, 5, 16)))
+    with torch.no_grad(), recording() as rec:
+        s1 = mod(feats, boxes)
+    assert s1.shape == (3, 5, 5)
+    w = rec._single["relation/nms/weight"]
+    assert w.shape == (3, 4, 5, 5)
+    np.testing.assert_allclose(w.sum(-1).numpy(), 1.0, atol=1e-12)
