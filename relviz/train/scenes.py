@@ -117,11 +117,7 @@ def _texture(rng: np.random.Generator, name: str, size: int, colour: np.ndarray)
     img = np.broadcast_to(colour.astype(np.float32), (size, size, 3)).copy()
     if name == "stripes":
         period = int(rng.integers(4, 9))
-        on = (
-            ((xx + yy) // max(1, period // 2)) % 2 == 0
-            if rng.random() < 0.5
-            else (yy // (period // 2)) % 2 == 0
-        )
+        on = ((xx + yy) // max(1, period // 2)) % 2 == 0 if rng.random() < 0.5 else (yy // (period // 2)) % 2 == 0
         img[on] *= 0.6
     elif name == "checker":
         cell = int(rng.integers(3, 7))
@@ -150,9 +146,7 @@ def _colours(rng: np.random.Generator, n: int) -> tuple[list[int], int | None]:
     return [int(c) for c in colours], odd_pos
 
 
-def make_scene(
-    seed: int, index: int = 0, size: int = 256, min_objects: int = 3, max_objects: int = 12
-) -> Scene:
+def make_scene(seed: int, index: int = 0, size: int = 256, min_objects: int = 3, max_objects: int = 12) -> Scene:
     """Scene ``index`` of the data set ``seed``: deterministic, boxes exactly around the drawn pixels."""
     rng = np.random.default_rng([seed, index])
     image = _background(rng, size).astype(np.int16)

@@ -1,0 +1,48 @@
+"""``python -m relviz.train <name>``: train a demo model from scratch and write its weights and card."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    from relviz.train.recipes import RECIPES
+
+    argv = sys.argv[1:] if argv is None else argv
+    names = ", ".join(sorted(RECIPES))
+    if not argv or argv[0].startswith("-"):
+        print(f"usage: python -m relviz.train NAME [options]; NAME is one of: {names}", file=sys.stderr)
+        return 2
+    name = argv[0]
+    if name not in RECIPES:
+        print(f"unknown demo model {name!r}; valid ones: {names}", file=sys.stderr)
+        return 2
+    r = RECIPES[name]
+    parser = argparse.ArgumentParser(prog=f"python -m relviz.train {name}", description=r.description)
+    parser.add_argument("--steps", type=int, default=r.defaults["steps"], help="most optimizer steps")
+    parser.add_argument("--minutes", type=float, default=r.defaults["minutes"], help="wall-time budget")
+    parser.add_argument("--batch", type=int, default=r.defaults["batch"])
+    parser.add_argument("--lr", type=float, default=r.defaults["lr"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--eval-n", type=int, default=200, help="fresh items for the card's accuracy")
+    parser.add_argument(
+        "--export-every",
+        type=float,
+        default=20.0,
+        help="minutes between interim exports of weights and card (0: only at the end)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from the saved training state")
+    args = parser.parse_args(argv[1:])
+    args.name = name
+    torch.set_num_threads(args.threads)
+    metrics = r.train(args)
+    print(" ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

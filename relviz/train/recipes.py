@@ -1,0 +1,243 @@
+"""Training recipes for the bundled demo models: ``python -m relviz.train <name>``.
+
+Every recipe is seeded, draws its data from the procedural generators (each training item is fresh:
+item ``i`` of seed ``TRAIN_SEED``), trains on CPU within a time budget, keeps resumable state in
+:func:`relviz.train.common.run_dir`, and exports ``weights/<name>.safetensors`` with its model card,
+measured on data from :data:`relviz.train.evaluate.EVAL_SEED` (never used for training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from relviz.train import scenes
+from relviz.train.common import (
+    WEIGHTS_DIR,
+    Budget,
+    Progress,
+    freeze_batchnorm,
+    log,
+    machine,
+    run_dir,
+    save_state,
+    unfreeze_batchnorm,
+)
+
+TRAIN_SEED = 1000
+
+
+@dataclass
+class Recipe:
+    name: str
+    family: str
+    description: str
+    train: Callable[[argparse.Namespace], dict[str, Any]]
+    defaults: dict[str, Any]
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def recipe(name: str, family: str, description: str, **defaults: Any):
+    def deco(fn):
+        RECIPES[name] = Recipe(name, family, description, fn, defaults)
+        return fn
+
+    return deco
+
+
+def export_safetensors(
+    module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None, half: bool = True
+) -> Path:
+    """Write the state dict as safetensors; floats as float16 (half the bytes; loading casts them back)."""
+    import os
+
+    from safetensors.torch import save_file
+
+    state = {}
+    for k, v in module.state_dict().items():
+        v = v.detach().contiguous().clone()
+        state[k] = v.half() if half and v.is_floating_point() else v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=metadata or {})
+    os.chmod(tmp, 0o644)
+    tmp.replace(path)
+    return path
+
+
+# -- DETR -----------------------------------------------------------------------------------------
+
+#: a small DETR: ResNet-18, 2 + 2 transformer layers of width 128, 16 queries (a scene has ≤ 12 objects)
+DEMO_DETR = {
+    "backbone_depth": 18,
+    "dilation": False,
+    "hidden_dim": 128,
+    "nheads": 8,
+    "enc_layers": 2,
+    "dec_layers": 2,
+    "dim_feedforward": 256,
+    "num_queries": 16,
+    "num_classes": len(scenes.CLASSES),
+    "pre_norm": False,
+    "position_embedding": "sine",
+}
+DEMO_DETR_RESIZE = 128  # scenes are 256×256; the model sees them at 128×128 (speed on 2 CPU cores)
+
+
+def scene_batch(seed: int, start: int, n: int, shorter: int) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """A training batch: images preprocessed as the DETR family does, boxes as normalised cxcywh."""
+    from relviz.zoo.detr import preprocess
+
+    images, targets = [], []
+    for i in range(n):
+        scene = scenes.make_scene(seed, start + i)
+        images.append(preprocess(scene.image, shorter))
+        h, w = scene.image.shape[:2]
+        b = scene.boxes / np.array([w, h, w, h], dtype=np.float32)
+        cxcywh = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+        targets.append({"labels": torch.from_numpy(scene.labels), "boxes": torch.from_numpy(cxcywh)})
+    return torch.stack(images), targets
+
+
+def loaded_for(family_name: str, name: str, module: torch.nn.Module, config: dict[str, Any]):
+    from relviz.zoo import LoadedModel, get_family
+
+    return LoadedModel(get_family(family_name), name, module, config, torch.device("cpu"), torch.float32)
+
+
+@recipe(
+    "demo-detr",
+    "detr",
+    "DETR ResNet-18, 2+2 layers, width 128, 16 queries, on 128×128 scenes",
+    steps=30000,
+    minutes=110.0,
+    batch=16,
+    lr=2e-4,
+)
+def train_detr(args: argparse.Namespace) -> dict[str, Any]:
+    from relviz.models.detr import DETR, DETRConfig
+    from relviz.train.evaluate import EVAL_SEED, evaluate_detector
+    from relviz.train.setloss import SetCriterion
+
+    torch.manual_seed(args.seed)
+    model = unfreeze_batchnorm(DETR(DETRConfig(**DEMO_DETR, dropout=0.0)))
+    criterion = SetCriterion(len(scenes.CLASSES), eos_coef=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    state_path = run_dir(args.name) / "state.pt"
+    step, elapsed = 0, 0.0
+    if args.resume and state_path.is_file():
+        state = torch.load(state_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        log(f"resumed {args.name} at step {step} ({elapsed / 60:.1f} min)")
+    budget = Budget(args.steps, args.minutes, warmup=200, elapsed=elapsed)
+    progress = Progress(args.name)
+    last_save = last_export = time.monotonic()
+    config = {**DEMO_DETR, "resize": DEMO_DETR_RESIZE, "labels": list(scenes.CLASSES)}
+
+    def export(final: bool) -> dict[str, Any]:
+        frozen = freeze_batchnorm(copy.deepcopy(model)).eval()
+        export_safetensors(
+            frozen, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": "detr"}
+        )
+        metrics = evaluate_detector(loaded_for("detr", args.name, frozen, config), EVAL_SEED, args.eval_n)
+        notes = []
+        if metrics["AP50"] < 0.90:
+            notes.append(
+                f"AP50 {metrics['AP50']:.3f} misses the 0.90 target: trained from scratch (no pretrained backbone) "
+                f"for {budget.elapsed / 60:.0f} min on 2 shared CPU cores ({step} steps of {args.batch}); "
+                "DETR converges slowly and longer training would raise it."
+            )
+        if not final:
+            notes.append("interim export: training was still running when this card was written")
+        _card(
+            args,
+            "detr",
+            config,
+            step,
+            budget,
+            metrics,
+            {"AP50": 0.90},
+            notes,
+            data={
+                "generator": "relviz.train.scenes.make_scene",
+                "train_seed": TRAIN_SEED,
+                "eval_seed": EVAL_SEED,
+                "eval_n": args.eval_n,
+                "image_size": 256,
+                "model_input": DEMO_DETR_RESIZE,
+                "classes": list(scenes.CLASSES),
+            },
+            recipe={
+                "loss": "Hungarian set loss (CE, eos_coef 0.1; L1 x5; GIoU x2) with auxiliary decoder losses",
+                "optimizer": "AdamW",
+                "lr": args.lr,
+                "weight_decay": 1e-4,
+                "grad_clip": 0.1,
+                "batch": args.batch,
+                "schedule": "warm-up 200 steps, cosine over the step/time budget",
+                "batch_norm": "trained as BatchNorm2d, exported as the official frozen batch norm",
+                "dropout": 0.0,
+                "seed": args.seed,
+            },
+        )
+        log(f"[{args.name}] exported at step {step}: {metrics}")
+        return metrics
+
+    model.train()
+    while not budget.done(step):
+        for g in opt.param_groups:
+            g["lr"] = args.lr * budget.lr_factor(step)
+        x, targets = scene_batch(TRAIN_SEED, step * args.batch, args.batch, DEMO_DETR_RESIZE)
+        loss, parts = criterion(model(x), targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+        opt.step()
+        step += 1
+        progress.update(step, budget, loss=float(loss.detach()), **parts)
+        if time.monotonic() - last_save > 300 or budget.done(step):
+            save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed=budget.elapsed)
+            last_save = time.monotonic()
+        if args.export_every and time.monotonic() - last_export > args.export_every * 60:
+            model.eval()
+            export(final=False)
+            model.train()
+            last_export = time.monotonic()
+    model.eval()
+    return export(final=True)
+
+
+def _card(args, family, config, step, budget, metrics, targets, notes, data, recipe):
+    from relviz.train.cards import write_card
+
+    write_card(
+        WEIGHTS_DIR / f"{args.name}.safetensors",
+        name=args.name,
+        family=family,
+        config=config,
+        data=data,
+        recipe=recipe,
+        training={
+            "steps": step,
+            "samples_seen": step * args.batch,
+            "epochs": "1 (every training item is freshly generated; none is seen twice)",
+            "wall_time_min": round(budget.elapsed / 60, 1),
+            "machine": machine(),
+            "budget": {"steps": args.steps, "minutes": args.minutes},
+        },
+        metrics=metrics,
+        targets=targets,
+        notes=notes,
+    )

@@ -1,0 +1,135 @@
+"""The training harness: set loss, matching, batch-norm export, cards, evaluation, command line."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from relviz.train import scenes
+from relviz.train.common import freeze_batchnorm, unfreeze_batchnorm
+from relviz.train.setloss import SetCriterion, cxcywh_to_xyxy, hungarian_match
+
+
+def test_hungarian_match_is_the_brute_force_minimum():
+    torch.manual_seed(0)
+    logits, boxes = torch.randn(1, 5, 4), torch.rand(1, 5, 4) * 0.5 + 0.25
+    targets = [{"labels": torch.tensor([0, 2, 1]), "boxes": torch.rand(3, 4) * 0.5 + 0.25}]
+    ((rows, cols),) = hungarian_match(logits, boxes, targets)
+    from torchvision.ops import generalized_box_iou
+
+    prob = logits[0].softmax(-1)
+    cost = (
+        -prob[:, targets[0]["labels"]]
+        + 5 * torch.cdist(boxes[0], targets[0]["boxes"], p=1)
+        - 2 * generalized_box_iou(cxcywh_to_xyxy(boxes[0]), cxcywh_to_xyxy(targets[0]["boxes"]))
+    )
+    best = min(sum(float(cost[q, t]) for t, q in enumerate(perm)) for perm in itertools.permutations(range(5), 3))
+    assert sum(float(cost[r, c]) for r, c in zip(rows, cols)) == pytest.approx(best, abs=1e-5)
+
+
+def test_set_loss_is_zero_box_loss_for_perfect_boxes_and_order_invariant():
+    boxes = torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.7, 0.6, 0.1, 0.3]])
+    logits = torch.full((1, 4, 5), -10.0)
+    logits[0, 0, 1] = logits[0, 1, 3] = 10.0
+    logits[0, 2:, 4] = 10.0
+    pred = torch.cat([boxes, torch.rand(2, 4) * 0.1 + 0.1])[None]
+    crit = SetCriterion(4)
+    t1 = [{"labels": torch.tensor([1, 3]), "boxes": boxes}]
+    t2 = [{"labels": torch.tensor([3, 1]), "boxes": boxes.flip(0)}]
+    loss1, parts1 = crit({"pred_logits": logits, "pred_boxes": pred}, t1)
+    loss2, _ = crit({"pred_logits": logits, "pred_boxes": pred}, t2)
+    assert parts1["bbox"] == pytest.approx(0, abs=1e-6) and parts1["giou"] == pytest.approx(0, abs=1e-6)
+    assert parts1["ce"] < 1e-3 and float(loss1) == pytest.approx(float(loss2))
+
+
+def test_batchnorm_swap_round_trip_keeps_eval_outputs():
+    import torchvision
+    from torchvision.ops import FrozenBatchNorm2d
+
+    net = torchvision.models.resnet18(weights=None, norm_layer=FrozenBatchNorm2d)
+    unfreeze_batchnorm(net)
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(4, 3, 64, 64))  # moves the running statistics
+    net.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(x)
+        frozen = freeze_batchnorm(net)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.modules())
+        assert torch.allclose(frozen(x), expected, atol=1e-4)
+    assert "layer1.0.bn1.num_batches_tracked" not in frozen.state_dict()
+
+
+def test_ap50_is_one_for_ground_truth_and_drops_for_wrong_labels_or_boxes():
+    from relviz.train.evaluate import coco_ap50
+
+    sc = scenes.make_scenes(3, 6)
+    perfect = [{"boxes": s.boxes, "scores": np.ones(len(s.objects)), "labels": s.labels} for s in sc]
+    assert coco_ap50(sc, perfect)["AP50"] == pytest.approx(1.0)
+    shifted = [{**d, "boxes": d["boxes"] + np.array([40, 40, 40, 40], np.float32)} for d in perfect]
+    assert coco_ap50(sc, shifted)["AP50"] < 0.2
+    relabelled = [{**d, "labels": (d["labels"] + 1) % len(scenes.CLASSES)} for d in perfect]
+    assert coco_ap50(sc, relabelled)["AP50"] < 0.05
+
+
+def test_card_records_sha256_of_weights(tmp_path):
+    from relviz.core.checkpoint import sha256_of
+    from relviz.train.cards import write_card
+    from relviz.train.recipes import export_safetensors
+
+    path = export_safetensors(torch.nn.Linear(3, 2), tmp_path / "m.safetensors")
+    card = write_card(
+        path,
+        name="m",
+        family="x",
+        config={},
+        data={},
+        recipe={},
+        training={},
+        metrics={"top1": 0.5},
+        targets={"top1": 0.9},
+        notes=["missed"],
+    )
+    data = json.loads(card.read_text())
+    assert data["sha256"] == sha256_of(path) and data["targets_met"] == {"top1": False}
+
+
+def test_train_command_lists_valid_names_for_unknown(capsys):
+    from relviz.train.__main__ import main
+
+    assert main(["no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert "demo-detr" in err and "no-such-model" in err
+
+
+def test_a_few_detr_steps_lower_the_loss():
+    from relviz.models.detr import DETR, DETRConfig
+    from relviz.train.recipes import scene_batch
+
+    torch.manual_seed(0)
+    cfg = DETRConfig(
+        backbone_depth=18,
+        hidden_dim=32,
+        nheads=4,
+        enc_layers=1,
+        dec_layers=1,
+        dim_feedforward=64,
+        num_queries=12,
+        num_classes=4,
+        dropout=0.0,
+    )
+    model = unfreeze_batchnorm(DETR(cfg)).train()
+    crit = SetCriterion(4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, targets = scene_batch(5, 0, 2, 32)
+    losses = []
+    for _ in range(15):  # fit one small batch: the loss must fall
+        loss, _ = crit(model(x), targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.9 * losses[0], losses
