@@ -35,6 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         default=20.0,
         help="minutes between interim exports of weights and card (0: only at the end)",
     )
+    parser.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train the relation-free baseline on the same batches (demo-relation)",
+    )
+    parser.add_argument("--init-backbone", default="", help="start the ResNet body from this detector's file")
+    parser.add_argument(
+        "--backbone-lr-mult",
+        type=float,
+        default=0.1,
+        help="backbone learning rate relative to --lr (0: frozen), with --init-backbone",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the saved training state")
     args = parser.parse_args(argv[1:])
     args.name = name

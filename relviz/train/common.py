@@ -126,3 +126,36 @@ def save_state(path: Path, **state: Any) -> None:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def init_backbone(module: nn.Module, path: str | Path, prefix: str) -> int:
+    """Copy a trained ResNet body (``backbone.body.*`` of a relviz Faster R-CNN file) into ``prefix``.
+
+    The two-stage detectors train their ResNet-18 fastest; DETR (``backbone.0.body.``) and the
+    region-feature detector (``backbone.body.``) start from that body, as DETR starts from an
+    ImageNet backbone in the paper.  Returns the number of tensors copied; every body tensor must fit.
+    """
+    from relviz.core.checkpoint import load_checkpoint
+
+    source = {
+        k[len("backbone.body.") :]: v
+        for k, v in load_checkpoint(path).state_dict.items()
+        if k.startswith("backbone.body.")
+    }
+    own = {k[len(prefix) :]: v for k, v in module.state_dict().items() if k.startswith(prefix)}
+    missing = sorted(set(own) - set(source))
+    bad = [k for k in own if k in source and source[k].shape != own[k].shape]
+    if missing or bad or not own:
+        raise ValueError(f"backbone of {path} does not fit {prefix}: missing {missing[:3]}, shapes {bad[:3]}")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(source[k].to(v.dtype))
+    return len(own)
+
+
+def freeze(module: nn.Module) -> None:
+    """No gradients, and batch norm kept in eval mode (see :class:`FrozenTrain`)."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    module.eval()
+    module.train = lambda mode=True: module  # stays in eval mode when the model is set to train

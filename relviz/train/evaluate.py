@@ -79,6 +79,9 @@ def detect_scenes(loaded, gt_scenes: list[scenes.Scene], threshold: float = 0.00
 
     options = RunOptions(threshold=threshold, capture=False)
     out = []
+    names = loaded.family.labels(loaded.config) if hasattr(loaded.family, "labels") else list(scenes.CLASSES)
+    # the family's class ids → scene classes, by name (two-stage detectors put "background" at 0)
+    to_scene = np.array([scenes.CLASSES.index(n) if n in scenes.CLASSES else -1 for n in names], dtype=np.int64)
     with torch.inference_mode():
         for scene in gt_scenes:
             source = {
@@ -88,12 +91,10 @@ def detect_scenes(loaded, gt_scenes: list[scenes.Scene], threshold: float = 0.00
                 "size": [scene.image.shape[1], scene.image.shape[0]],
             }
             trace = loaded.family.run(loaded, [scene.image], source, options)
+            labels = to_scene[trace["detections/labels"]]
+            ok = labels >= 0
             out.append(
-                {
-                    "boxes": trace["detections/boxes"],
-                    "scores": trace["detections/scores"],
-                    "labels": trace["detections/labels"],
-                }
+                {"boxes": trace["detections/boxes"][ok], "scores": trace["detections/scores"][ok], "labels": labels[ok]}
             )
     return out
 

@@ -24,7 +24,9 @@ from relviz.train.common import (
     WEIGHTS_DIR,
     Budget,
     Progress,
+    freeze,
     freeze_batchnorm,
+    init_backbone,
     log,
     machine,
     run_dir,
@@ -131,8 +133,20 @@ def train_detr(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.manual_seed(args.seed)
     model = unfreeze_batchnorm(DETR(DETRConfig(**DEMO_DETR, dropout=0.0)))
+    if args.init_backbone:
+        log(
+            f"[{args.name}] backbone from {args.init_backbone}: "
+            f"{init_backbone(model, args.init_backbone, 'backbone.0.body.')} tensors"
+        )
+    body = model.backbone[0].body
+    if args.backbone_lr_mult == 0:
+        freeze(body)
     criterion = SetCriterion(len(scenes.CLASSES), eos_coef=0.1)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    body_ids = {id(p) for p in body.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in body_ids], "mult": 1.0}]
+    if args.backbone_lr_mult > 0:
+        groups.append({"params": list(body.parameters()), "mult": args.backbone_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     state_path = run_dir(args.name) / "state.pt"
     step, elapsed = 0, 0.0
     if args.resume and state_path.is_file():
@@ -148,9 +162,7 @@ def train_detr(args: argparse.Namespace) -> dict[str, Any]:
 
     def export(final: bool) -> dict[str, Any]:
         frozen = freeze_batchnorm(copy.deepcopy(model)).eval()
-        export_safetensors(
-            frozen, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": "detr"}
-        )
+        export_safetensors(frozen, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": "detr"})
         metrics = evaluate_detector(loaded_for("detr", args.name, frozen, config), EVAL_SEED, args.eval_n)
         notes = []
         if metrics["AP50"] < 0.90:
@@ -198,7 +210,7 @@ def train_detr(args: argparse.Namespace) -> dict[str, Any]:
     model.train()
     while not budget.done(step):
         for g in opt.param_groups:
-            g["lr"] = args.lr * budget.lr_factor(step)
+            g["lr"] = args.lr * g["mult"] * budget.lr_factor(step)
         x, targets = scene_batch(TRAIN_SEED, step * args.batch, args.batch, DEMO_DETR_RESIZE)
         loss, parts = criterion(model(x), targets)
         opt.zero_grad(set_to_none=True)
@@ -217,6 +229,15 @@ def train_detr(args: argparse.Namespace) -> dict[str, Any]:
             last_export = time.monotonic()
     model.eval()
     return export(final=True)
+
+
+def _init_note(args) -> str:
+    if not args.init_backbone:
+        return "from scratch (seeded random)"
+    return (
+        f"ResNet-18 body of {Path(args.init_backbone).name} (relviz's demo-relation recipe, same scenes, "
+        "another training seed), as DETR starts from a pretrained backbone"
+    )
 
 
 def _card(args, family, config, step, budget, metrics, targets, notes, data, recipe):
@@ -240,4 +261,140 @@ def _card(args, family, config, step, budget, metrics, targets, notes, data, rec
         metrics=metrics,
         targets=targets,
         notes=notes,
+    )
+
+
+# -- LR-Net and Non-local -------------------------------------------------------------------------
+
+#: tiny LR-Net (the family's "tiny" preset: 1 block per stage, 5×5 local relation, m=4) on 32×32 patches
+DEMO_LRNET = {"preset": "tiny", "num_classes": 6, "input_size": 32}
+#: tiny non-local ResNet, embedded Gaussian blocks after res3.0 and res4.0, 64×64 images
+DEMO_NONLOCAL = {"preset": "tiny", "num_classes": 2, "input_size": 64, "clip": False}
+#: the same as a C2D clip model: 8 frames, space-time non-local blocks
+DEMO_NONLOCAL_CLIP = {"preset": "tiny", "num_classes": 2, "input_size": 64, "clip": True, "clip_length": 8}
+
+
+@recipe(
+    "demo-lrnet",
+    "lrnet",
+    "tiny LR-Net on 32×32 shape-and-texture patches (6 classes)",
+    steps=20000,
+    minutes=40.0,
+    batch=64,
+    lr=2e-3,
+)
+def train_lrnet(args: argparse.Namespace) -> dict[str, Any]:
+    from relviz.models.lrnet import LRNet
+    from relviz.train.classify import train_classifier
+
+    return train_classifier(
+        args,
+        family="lrnet",
+        task="patches",
+        build=LRNet,
+        config=DEMO_LRNET,
+        baseline=None,
+        target=0.95,
+        describe="LR-Net tiny: 1-1-1-1 blocks, 5×5 local relation, m=4",
+    )
+
+
+@recipe(
+    "demo-nonlocal",
+    "nonlocal",
+    "tiny non-local ResNet on 64×64 'same colour?' pair images",
+    steps=20000,
+    minutes=40.0,
+    batch=64,
+    lr=2e-3,
+)
+def train_nonlocal(args: argparse.Namespace) -> dict[str, Any]:
+    from relviz.models.nonlocal_net import NonLocalResNet
+    from relviz.train.classify import train_classifier
+
+    return train_classifier(
+        args,
+        family="nonlocal",
+        task="pairs",
+        build=NonLocalResNet,
+        config=DEMO_NONLOCAL,
+        baseline={**DEMO_NONLOCAL, "nonlocal": "none"},
+        target=0.90,
+        describe="non-local ResNet tiny: 1-1-1-1 bottlenecks, blocks after res3.0 and res4.0",
+    )
+
+
+@recipe(
+    "demo-nonlocal-clip",
+    "nonlocal",
+    "tiny C2D non-local ResNet on 8-frame 'approach?' clips",
+    steps=20000,
+    minutes=40.0,
+    batch=32,
+    lr=2e-3,
+)
+def train_nonlocal_clip(args: argparse.Namespace) -> dict[str, Any]:
+    from relviz.models.nonlocal_net import NonLocalResNet
+    from relviz.train.classify import train_classifier
+
+    return train_classifier(
+        args,
+        family="nonlocal",
+        task="clips",
+        build=NonLocalResNet,
+        config=DEMO_NONLOCAL_CLIP,
+        baseline={**DEMO_NONLOCAL_CLIP, "nonlocal": "none"},
+        target=0.90,
+        describe="C2D non-local ResNet tiny, 8 frames, space-time blocks",
+    )
+
+
+# -- Relation Networks and Learning Region Features -----------------------------------------------
+
+
+@recipe(
+    "demo-relation",
+    "relation",
+    "Faster R-CNN R18-FPN with a 2fc+RM relation head, 128×128 scenes",
+    steps=20000,
+    minutes=90.0,
+    batch=8,
+    lr=5e-4,
+)
+def train_relation(args: argparse.Namespace) -> dict[str, Any]:
+    from relviz.models.rcnn import build_relation_rcnn
+    from relviz.train.rcnn import DEMO_RELATION, train_rcnn
+
+    return train_rcnn(
+        args,
+        family="relation",
+        build=build_relation_rcnn,
+        config=DEMO_RELATION,
+        baseline={**DEMO_RELATION, "relation_modules": 0} if args.baseline else None,
+        target=0.90,
+        describe="ResNet-18 FPN (64 channels), 2fc (256) + 2 relation modules (4 heads)",
+    )
+
+
+@recipe(
+    "demo-regionfeat",
+    "regionfeat",
+    "Faster R-CNN R18-FPN with learned region features, 128×128 scenes",
+    steps=20000,
+    minutes=90.0,
+    batch=8,
+    lr=5e-4,
+)
+def train_regionfeat(args: argparse.Namespace) -> dict[str, Any]:
+    from relviz.models.rcnn import build_regionfeat_rcnn
+    from relviz.train.rcnn import DEMO_REGIONFEAT, train_rcnn
+
+    return train_rcnn(
+        args,
+        family="regionfeat",
+        build=build_regionfeat_rcnn,
+        config=DEMO_REGIONFEAT,
+        baseline=None,
+        target=0.85,
+        describe="ResNet-18 FPN (64 channels), learned region features (4×4 parts), 2fc (256)",
     )
