@@ -57,18 +57,66 @@ def recipe(name: str, family: str, description: str, **defaults: Any):
     return deco
 
 
+def _conv_bn_pairs(state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Conv weights followed directly by a batch norm (torchvision ResNet names) → that norm's prefix."""
+    import re
+
+    pairs = {}
+    for key in state:
+        m = re.fullmatch(r"(.*)\.conv(\d)\.weight", key) or re.fullmatch(r"(.*)\.downsample\.0\.weight", key)
+        if m is None:
+            continue
+        bn = f"{m.group(1)}.bn{m.group(2)}" if "conv" in key.rsplit(".", 2)[-2] else f"{m.group(1)}.downsample.1"
+        if f"{bn}.running_var" in state:
+            pairs[key] = bn
+    return pairs
+
+
+def compact_state(state: dict[str, torch.Tensor], fp8_convs: bool = True) -> dict[str, torch.Tensor]:
+    """A smaller state dict computing the same function in eval mode (weights/ must stay under 40 MB).
+
+    - Conv weights followed by batch norm are stored as float8 (e4m3) *per output channel rescaled* to
+      the format's range, the norm's statistics and scale compensating exactly: with x' = s·x,
+      ``γ'(x' − s·μ)/√(s²σ² + ε) = γ(x − μ)/√(σ² + ε)`` when ``γ' = γ·√(s²σ² + ε)/(s·√(σ² + ε))``.
+      Only the rounding of the weights to 3 mantissa bits changes the numbers.
+    - Batch-norm tensors stay float32 (they are tiny, and s²σ² overflows float16); every other
+      floating tensor is stored as float16.
+    Loading casts everything back to the model's float32 parameters.
+    """
+    out = {k: v.detach().clone().contiguous() for k, v in state.items()}
+    pairs = _conv_bn_pairs(out) if fp8_convs else {}
+    bn_prefixes = set(pairs.values())
+    for conv, bn in pairs.items():
+        w = out[conv].double()
+        peak = w.abs().flatten(1).amax(1).clamp_min(1e-12)
+        scale = 240.0 / peak  # e4m3fn's largest value is 448; keep headroom
+        q = (w * scale.view(-1, 1, 1, 1)).to(torch.float8_e4m3fn)
+        mean, var = out[f"{bn}.running_mean"].double(), out[f"{bn}.running_var"].double()
+        gamma = out[f"{bn}.weight"].double()
+        eps = 1e-5
+        new_var = scale**2 * var
+        out[f"{bn}.weight"] = (gamma * torch.sqrt(new_var + eps) / (scale * torch.sqrt(var + eps))).float()
+        out[f"{bn}.running_mean"] = (scale * mean).float()
+        out[f"{bn}.running_var"] = new_var.float()
+        out[conv] = q
+    for k, v in out.items():
+        if k in pairs or any(k.startswith(p + ".") for p in bn_prefixes):
+            continue
+        if v.is_floating_point():
+            out[k] = v.half()
+    return out
+
+
 def export_safetensors(
-    module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None, half: bool = True
+    module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None, compact: bool = True
 ) -> Path:
-    """Write the state dict as safetensors; floats as float16 (half the bytes; loading casts them back)."""
+    """Write the state dict as safetensors (compacted by :func:`compact_state` unless ``compact=False``)."""
     import os
 
     from safetensors.torch import save_file
 
-    state = {}
-    for k, v in module.state_dict().items():
-        v = v.detach().contiguous().clone()
-        state[k] = v.half() if half and v.is_floating_point() else v
+    state = module.state_dict()
+    state = compact_state(state) if compact else {k: v.detach().contiguous().clone() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=metadata or {})
