@@ -122,19 +122,27 @@ def test_pair_images_label_is_hue_equality():
         assert (gap < 0.03) == bool(label)
 
 
-def test_motion_clips_label_is_approach():
+def test_motion_clips_label_is_hue_equality_of_the_moving_shapes():
+    import colorsys
+
+    from scipy import ndimage
+
     clips, labels = longrange.make_motion_clips(6, 16)
     again, _ = longrange.make_motion_clips(6, 16)
     assert _digest(clips) == _digest(again)
-    assert clips.shape == (16, 8, 64, 64, 3)
+    assert clips.shape == (16, 8, 64, 64, 3) and 3 <= labels.sum() <= 13
     for clip, label in zip(clips, labels, strict=True):
-
-        def spread(frame):
+        positions = []
+        for frame in clip[[0, -1]]:
             f = frame.astype(np.float32) / 255
-            ys, xs = np.nonzero((f.max(-1) - f.min(-1)) > 0.3)
-            return np.hypot(xs.std(), ys.std())
-
-        assert (spread(clip[-1]) < spread(clip[0])) == bool(label)
+            comps, n = ndimage.label((f.max(-1) - f.min(-1)) > 0.3)
+            sizes = ndimage.sum(np.ones(f.shape[:2]), comps, range(1, n + 1))
+            big = np.argsort(sizes)[-2:] + 1
+            hues = [colorsys.rgb_to_hsv(*np.median(f[comps == k], axis=0))[0] for k in big]
+            gap = min(abs(hues[0] - hues[1]), 1 - abs(hues[0] - hues[1]))
+            assert (gap < 0.03) == bool(label)
+            positions.append([ndimage.center_of_mass(comps == k) for k in big])
+        assert not np.allclose(positions[0], positions[1])  # they move
 
 
 def test_resources_are_reproducible(tmp_path: Path):

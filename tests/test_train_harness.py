@@ -133,3 +133,42 @@ def test_a_few_detr_steps_lower_the_loss():
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < 0.9 * losses[0], losses
+
+
+def _conv_bn(seed: int, weight: float | None = None) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential()
+    net.add_module("layer", torch.nn.Module())
+    net.layer.conv1 = torch.nn.Conv2d(3, 4, 3, bias=False)
+    net.layer.bn1 = torch.nn.BatchNorm2d(4)
+    if weight is not None:
+        torch.nn.init.constant_(net.layer.conv1.weight, weight)
+    with torch.no_grad():
+        net.layer.bn1.running_mean.normal_(0, 0.5)
+        net.layer.bn1.running_var.uniform_(0.01, 2.0)
+        net.layer.bn1.weight.uniform_(0.5, 1.5)
+        net.layer.bn1.bias.normal_(0, 0.2)
+    net.forward = lambda x: net.layer.bn1(net.layer.conv1(x))
+    return net.eval()
+
+
+def test_compact_state_compensates_batchnorm_exactly():
+    from relviz.train.recipes import compact_state
+
+    # weights whose rescaled value is exact in float8: only the compensation can change the output
+    net = _conv_bn(0, weight=0.25)
+    state = compact_state(net.state_dict())
+    assert state["layer.conv1.weight"].dtype == torch.float8_e4m3fn
+    assert state["layer.bn1.running_var"].dtype == torch.float32
+    other = _conv_bn(1)
+    other.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.allclose(other(x), net(x), atol=1e-4, rtol=1e-4)
+    # random weights: float8 rounding only (3 mantissa bits), a few percent at most
+    net = _conv_bn(2)
+    other = _conv_bn(3)
+    other.load_state_dict(compact_state(net.state_dict()), strict=True)
+    with torch.no_grad():
+        a, b = net(x), other(x)
+    assert 0 < float((a - b).norm() / a.norm()) < 0.05

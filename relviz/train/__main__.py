@@ -48,11 +48,21 @@ def main(argv: list[str] | None = None) -> int:
         default=0.1,
         help="backbone learning rate relative to --lr (0: frozen), with --init-backbone",
     )
+    parser.add_argument(
+        "--compact-only",
+        action="store_true",
+        help="only rewrite the existing weights compactly and re-measure the card",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the saved training state")
     args = parser.parse_args(argv[1:])
     args.name = name
     torch.set_num_threads(args.threads)
-    metrics = r.train(args)
+    if args.compact_only:
+        from relviz.train.cards import compact_bundled
+
+        metrics = compact_bundled(name, args.eval_n)["metrics"]
+    else:
+        metrics = r.train(args)
     print(" ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     return 0
 

@@ -5,9 +5,13 @@ between centres) over a noisy background, with a few small grey distractors.  Th
 two shapes have the *same* hue.  Hues are continuous (not from a palette) and differ by at least 45° when
 they differ, so no fixed colour detector answers it: the two distant shapes must be compared.
 
-Clips ("approach"): 8 frames of 64×64 in which two shapes move in straight lines; the label is whether
-their distance shrinks (approach, 1) or grows (separate, 0) over the clip.  Each shape alone moves
-in any direction, so the label lives only in the pair's relative motion.
+Clips ("same colour, moving"): 8 frames of 64×64 in which two coloured shapes and two small grey
+distractors move in straight lines, the coloured ones never closer than 24 pixels; the label is again
+whether the two coloured shapes share a hue.  (The issue's other example, "do two shapes approach or
+separate", was tried first and dropped: approaching and separating clips are time reverses of each
+other, and the C2D network — per-frame 2-D convolutions, symmetric temporal max-pooling, space-time
+non-local blocks without positional encoding, global average pooling — is blind to the order of
+frames, so no C2D model can learn it; trained, it stayed at chance, with or without non-local blocks.)
 
 Item ``index`` of data set ``seed`` comes from ``numpy.random.default_rng([seed, index, tag])``.
 """
@@ -21,7 +25,7 @@ import numpy as np
 from relviz.train.scenes import KINDS, shape_mask
 
 IMAGE_CLASSES = ("different", "same")
-CLIP_CLASSES = ("separate", "approach")
+CLIP_CLASSES = ("different", "same")
 
 
 def _hue_rgb(hue: float, rng: np.random.Generator) -> np.ndarray:
@@ -76,26 +80,30 @@ def make_pair_image(seed: int, index: int = 0, size: int = 64) -> tuple[np.ndarr
 
 
 def make_motion_clip(seed: int, index: int = 0, size: int = 64, frames: int = 8) -> tuple[np.ndarray, int]:
-    """(clip (T, size, size, 3) uint8, 1 if the two shapes approach each other else 0)."""
+    """(clip (T, size, size, 3) uint8, 1 if the two moving coloured shapes share a hue else 0)."""
     rng = np.random.default_rng([seed, index, 3])
     label = int(rng.integers(2))
     bg = _background(rng, size)
-    kinds = [KINDS[rng.integers(3)] for _ in range(2)]
-    colours = [_hue_rgb(rng.random(), rng) for _ in range(2)]
-    side = int(rng.integers(8, 12))
-    while True:
-        start = rng.uniform(8, size - 8, size=(2, 2))
-        end = rng.uniform(8, size - 8, size=(2, 2))
-        d0, d1 = np.hypot(*(start[0] - start[1])), np.hypot(*(end[0] - end[1]))
-        if (d1 < d0 - 12) if label else (d1 > d0 + 12):
+    kinds = [KINDS[rng.integers(3)] for _ in range(4)]
+    h1 = rng.random()
+    h2 = h1 if label else h1 + rng.uniform(45, 315) / 360
+    greys = [float(rng.integers(40, 220)) for _ in range(2)]
+    colours = [_hue_rgb(h1, rng), _hue_rgb(h2, rng)] + [np.array([g, g, g], np.float32) for g in greys]
+    sides = [int(rng.integers(8, 12))] * 2 + [int(rng.integers(4, 8)) for _ in range(2)]
+    while True:  # the two coloured shapes stay at least 24 px apart in every frame
+        start = rng.uniform(6, size - 6, size=(4, 2))
+        end = rng.uniform(6, size - 6, size=(4, 2))
+        f = np.linspace(0, 1, frames)[:, None]
+        gap = np.hypot(*((start[0] - start[1]) * (1 - f) + (end[0] - end[1]) * f).T)
+        if gap.min() >= 24:
             break
     out = []
     for t in range(frames):
         f = t / (frames - 1)
         img = bg.copy()
-        for k in range(2):
+        for k in (2, 3, 0, 1):  # distractors first: the coloured shapes are drawn on top
             cx, cy = start[k] * (1 - f) + end[k] * f
-            _stamp(img, kinds[k], side, cx, cy, colours[k])
+            _stamp(img, kinds[k], sides[k], cx, cy, colours[k])
         out.append(np.round(img).astype(np.uint8))
     return np.stack(out), label
 
