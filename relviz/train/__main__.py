@@ -53,11 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only rewrite the existing weights compactly and re-measure the card",
     )
+    parser.add_argument(
+        "--baseline-head-from",
+        default="",
+        help="demo-relation only: train just the relation-free baseline head on this file's body",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the saved training state")
     args = parser.parse_args(argv[1:])
     args.name = name
     torch.set_num_threads(args.threads)
-    if args.compact_only:
+    if args.baseline_head_from:
+        from relviz.train.rcnn import train_baseline_head
+
+        metrics = train_baseline_head(args, args.baseline_head_from)
+    elif args.compact_only:
         from relviz.train.cards import compact_bundled
 
         metrics = compact_bundled(name, args.eval_n)["metrics"]

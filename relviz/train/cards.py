@@ -96,9 +96,20 @@ def compact_bundled(name: str, eval_n: int | None = None) -> dict[str, Any]:
     with torch.inference_mode():
         metric, value, metrics = evaluate_loaded(name, loaded, seed, n)
     before = {k: v for k, v in card["metrics"].items() if not k.startswith("baseline")}
+    from relviz.train.common import run_dir
+
+    baseline = run_dir(name) / "baseline.json"
+    if baseline.is_file():  # demo-relation: the relation-free head on the same body
+        record = json.loads(baseline.read_text())
+        card["metrics"].update({f"baseline_{k}": v for k, v in record["metrics"].items()})
+        card["metrics"]["baseline"] = record["protocol"]
+        card["recipe"]["baseline"] = {k: v for k, v in record.items() if k != "metrics"}
+        card["targets"]["odd_above_baseline"] = "AP50_odd > baseline_AP50_odd"
     card["metrics"].update(metrics)
     card["metrics"]["before_compaction"] = before
     card["targets_met"] = {k: _met(card["metrics"].get(k), v) for k, v in card["targets"].items()}
+    if "baseline_AP50_odd" in card["metrics"]:
+        card["targets_met"]["odd_above_baseline"] = card["metrics"]["AP50_odd"] > card["metrics"]["baseline_AP50_odd"]
     card["compaction"] = (
         "ResNet conv weights stored as float8 e4m3, per output channel rescaled with exact "
         "batch-norm compensation; other tensors float16 (relviz.train.recipes.compact_state)"
