@@ -38,6 +38,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.ops import boxes as box_ops
+from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import misc as misc_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -89,6 +90,12 @@ DEFAULTS: dict[str, Any] = {
     "region_geo_dim": 64,
     "region_value": "per_part",
 }
+
+#: settings only one of the two detectors has
+RELATION_ONLY = frozenset({"pool_size", "relation_modules", "heads", "key_dim", "geo_dim", "duplicate_removal", "nms",
+                           "first_n", "nms_embed", "nms_rank_dim", "nms_key_dim", "iou_thresholds", "nms_score",
+                           "nms_record_classes"})
+REGION_ONLY = frozenset({"parts", "samples", "enlarge", "region_geo_dim", "region_value"})
 
 _RESNETS = {"resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "resnet50": resnet.resnet50,
             "resnet101": resnet.resnet101}
@@ -313,7 +320,7 @@ def build_relation_rcnn(config: dict[str, Any] | None = None) -> FasterRCNN:
     _check(cfg)
     model = _faster_rcnn(cfg)
     rep = int(cfg["representation"])
-    pool = model.roi_heads.box_roi_pool
+    pool = MultiScaleRoIAlign(["0", "1", "2", "3"], int(cfg["pool_size"]), sampling_ratio=2)
     head = RelationBoxHead(int(cfg["fpn_channels"]) * int(cfg["pool_size"]) ** 2, rep,
                            int(cfg["relation_modules"]), int(cfg["heads"]), int(cfg["key_dim"]), int(cfg["geo_dim"]))
     dr = None

@@ -35,6 +35,8 @@ from relviz.core.trace import Trace
 from relviz.models.coco import COCO_CLASSES
 from relviz.models.rcnn import (
     DEFAULTS,
+    REGION_ONLY,
+    RELATION_ONLY,
     build_regionfeat_rcnn,
     build_relation_rcnn,
     load_torchvision_body,
@@ -79,9 +81,10 @@ class _RCNNFamily(Family):
     input_kind = "image"
     builder = staticmethod(build_relation_rcnn)
     signature = _RELATION_KEY
+    excluded: frozenset[str] = REGION_ONLY
 
     def default_config(self) -> dict[str, Any]:
-        return dict(DEFAULTS)
+        return {k: v for k, v in DEFAULTS.items() if k not in self.excluded}
 
     def build(self, config: dict[str, Any]) -> torch.nn.Module:
         config = self._normalise(config)
@@ -95,15 +98,15 @@ class _RCNNFamily(Family):
             load_torchvision_body(model, ckpt.state_dict, head=bool(config.get("body_head", True)))
         return model
 
-    @staticmethod
-    def _normalise(config: dict[str, Any]) -> dict[str, Any]:
+    def _normalise(self, config: dict[str, Any]) -> dict[str, Any]:
         config = dict(config)
         if "nheads" in config:  # --heads
             config["heads"] = config.pop("nheads")
-        unknown = sorted(set(config) - set(DEFAULTS) - {"body", "body_head", "labels", "resize"})
+        known = set(self.default_config()) | {"body", "body_head", "labels", "resize"}
+        unknown = sorted(set(config) - known)
         if unknown:
-            raise BadInputError(f"unknown setting {unknown[0]!r} for this detector; settings: "
-                                f"{', '.join(sorted(DEFAULTS))}, body, body_head, labels")
+            raise BadInputError(f"unknown setting {unknown[0]!r} for {self.name} models; settings: "
+                                f"{', '.join(sorted(known))}")
         return config
 
     def detect(self, state_dict: dict[str, torch.Tensor]) -> float:
@@ -129,7 +132,8 @@ class _RCNNFamily(Family):
                                       f"use a {'regionfeat' if other == _REGION_KEY else 'relation'} model")
             raise CheckpointError(f"this is a plain Faster R-CNN checkpoint without {self.name} layers; to use its "
                                   "body, run --weights none --config body=PATH")
-        config = {k: v for k, v in (ckpt.args or {}).items() if k in DEFAULTS or k == "labels"}
+        known = set(self.default_config()) | {"labels"}
+        config = {k: v for k, v in (ckpt.args or {}).items() if k in known}
         config.update(_body_config(state))
         config.update(self._head_config(state, ckpt.args or {}))
         return self._normalise({**config, **overrides})
@@ -228,6 +232,7 @@ class RelationFamily(_RCNNFamily):
                    "removal; per-head ω, ω_G, ω_A between objects")
     builder = staticmethod(build_relation_rcnn)
     signature = _RELATION_KEY
+    excluded = REGION_ONLY
 
     def _head_config(self, state: dict[str, torch.Tensor], args: dict[str, Any]) -> dict[str, Any]:
         pre = "roi_heads.box_head.relations.0."
@@ -282,13 +287,13 @@ class RegionFeatureFamily(_RCNNFamily):
                    "part weights w_k = softmax(G_k + A_k) per box")
     builder = staticmethod(build_regionfeat_rcnn)
     signature = _REGION_KEY
+    excluded = RELATION_ONLY
 
     def _head_config(self, state: dict[str, torch.Tensor], args: dict[str, Any]) -> dict[str, Any]:
         g = state[_REGION_KEY]
         parts = int(round(g.shape[0] ** 0.5))
         return {"parts": parts, "region_geo_dim": int(g.shape[1]),
-                "region_value": "shared" if state["roi_heads.box_roi_pool.value_weight"].shape[0] == 1 else "per_part",
-                "nms": "nms", "duplicate_removal": False}
+                "region_value": "shared" if state["roi_heads.box_roi_pool.value_weight"].shape[0] == 1 else "per_part"}
 
     def _finish(self, module: torch.nn.Module, trace: Trace) -> None:
         ext = module.roi_heads.box_roi_pool
