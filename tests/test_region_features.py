@@ -16,9 +16,7 @@ def _boxes() -> torch.Tensor:
 
 def test_weights_sum_to_one_over_positions():
     torch.manual_seed(0)
-    ext = RegionFeatureExtractor(
-        in_channels=8, out_channels=6, parts=3, samples=6, geo_dim=16, featmap_names=("0",)
-    )
+    ext = RegionFeatureExtractor(in_channels=8, out_channels=6, parts=3, samples=6, geo_dim=16, featmap_names=("0",))
     feats = {"0": torch.randn(1, 8, 32, 32)}
     with torch.no_grad(), recording() as rec:
         y = ext(feats, [_boxes()], [(128, 128)])
@@ -38,9 +36,7 @@ def test_weights_sum_to_one_over_positions():
 
 def test_sample_positions_are_image_pixels():
     """On a feature map that holds its own pixel coordinates, each sample reads its recorded position."""
-    ext = RegionFeatureExtractor(
-        in_channels=2, parts=2, samples=5, enlarge=1.5, geo_dim=8, featmap_names=("0",)
-    )
+    ext = RegionFeatureExtractor(in_channels=2, parts=2, samples=5, enlarge=1.5, geo_dim=8, featmap_names=("0",))
     size = 128
     coords = torch.arange(size, dtype=torch.float32) + 0.5  # pixel i covers [i, i+1)
     fmap = torch.stack([coords.view(1, -1).expand(size, size), coords.view(-1, 1).expand(size, size)])[None]
@@ -72,9 +68,7 @@ def test_hand_set_geometry_reduces_to_average_pooling_per_bin():
     torch.manual_seed(0)
     c, bins = 5, 7
     # enlarge 2 over 28 samples: 14 samples across the box, 2 × 2 per bin
-    ext = _HandSetGeometry(
-        in_channels=c, parts=bins, samples=28, enlarge=2.0, geo_dim=16, featmap_names=("0",)
-    )
+    ext = _HandSetGeometry(in_channels=c, parts=bins, samples=28, enlarge=2.0, geo_dim=16, featmap_names=("0",))
     with torch.no_grad():
         ext.appearance_fc.weight.zero_()
         ext.appearance_fc.bias.zero_()

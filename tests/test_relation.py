@@ -53,9 +53,7 @@ def naive_relation(module: RelationModule, features: torch.Tensor, boxes: torch.
     weight = torch.zeros_like(omega_g)
     for h in range(h_n):
         for n in range(n_obj):
-            num = [
-                max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m])) for m in range(n_obj)
-            ]
+            num = [max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m])) for m in range(n_obj)]
             for m in range(n_obj):
                 weight[h, n, m] = num[m] / sum(num)
     out = features.clone()
@@ -223,9 +221,25 @@ def test_duplicate_removal_records_its_relation(rng):
 
 
 # -- the detector ----------------------------------------------------------------------------------------
-TINY = dict(backbone="resnet18", fpn_channels=32, min_size=96, max_size=128, proposals=24,
-            rpn_pre_nms_top_n_test=100, representation=64, key_dim=64, heads=8, geo_dim=32, first_n=12,
-            nms_rank_dim=32, nms_key_dim=32, nms_embed=16, num_classes=5, score_thresh=0.0, norm="batch")
+TINY = dict(
+    backbone="resnet18",
+    fpn_channels=32,
+    min_size=96,
+    max_size=128,
+    proposals=24,
+    rpn_pre_nms_top_n_test=100,
+    representation=64,
+    key_dim=64,
+    heads=8,
+    geo_dim=32,
+    first_n=12,
+    nms_rank_dim=32,
+    nms_key_dim=32,
+    nms_embed=16,
+    num_classes=5,
+    score_thresh=0.0,
+    norm="batch",
+)
 
 
 def _image(rng) -> np.ndarray:
@@ -241,8 +255,9 @@ def _run(family_name: str, config: dict, image: np.ndarray, threshold: float = 0
     fam = zoo.get_family(family_name)
     torch.manual_seed(0)
     module = fam.build({**fam.default_config(), **config}).eval()
-    loaded = zoo.LoadedModel(fam, "tiny", module, {**fam.default_config(), **config}, torch.device("cpu"),
-                             torch.float32)
+    loaded = zoo.LoadedModel(
+        fam, "tiny", module, {**fam.default_config(), **config}, torch.device("cpu"), torch.float32
+    )
     source = {"path": "memory", "kind": "image", "frame": 0, "size": [image.shape[1], image.shape[0]]}
     with torch.inference_mode():
         return fam.run(loaded, [image], source, zoo.RunOptions(threshold=threshold, extra=extra)), loaded
@@ -251,7 +266,6 @@ def _run(family_name: str, config: dict, image: np.ndarray, threshold: float = 0
 def test_torchvision_body_loads_strictly_into_the_relation_detector(tmp_path):
     import torchvision
 
-    from relviz import zoo
     from relviz.core.errors import CheckpointError
     from relviz.models.rcnn import build_relation_rcnn, load_torchvision_body
 
@@ -292,8 +306,11 @@ def test_torchvision_body_through_the_zoo(tmp_path):
     overrides = {**TINY, "fpn_channels": 256, "body": str(path), "body_head": False}
     lm = zoo.load_model("relation-rcnn-r50-fpn", "none", overrides=overrides)
     own = lm.module.state_dict()
-    for key in ("backbone.body.layer3.1.conv2.weight", "backbone.fpn.layer_blocks.3.0.weight",
-                "rpn.head.bbox_pred.weight"):
+    for key in (
+        "backbone.body.layer3.1.conv2.weight",
+        "backbone.fpn.layer_blocks.3.0.weight",
+        "rpn.head.bbox_pred.weight",
+    ):
         assert torch.equal(own[key], state[key]), key
     # the torchvision file itself is refused as a relation checkpoint, with the way to use it
     with pytest.raises(CheckpointError, match="plain Faster R-CNN checkpoint .*body=PATH"):
@@ -357,8 +374,13 @@ def test_relation_checkpoint_round_trip_infers_the_architecture(tmp_path, rng):
     image = _image(rng)
     trace, loaded = _run("relation", TINY, image)
     path = tmp_path / "tiny.pth"
-    torch.save({"model": loaded.module.state_dict(), "args": {"min_size": 96, "max_size": 128, "proposals": 24,
-                                                            "score_thresh": 0.0, "first_n": 12}}, path)
+    torch.save(
+        {
+            "model": loaded.module.state_dict(),
+            "args": {"min_size": 96, "max_size": 128, "proposals": 24, "score_thresh": 0.0, "first_n": 12},
+        },
+        path,
+    )
     assert zoo.guess_family(torch.load(path)["model"])[0] == "relation"
     again = zoo.load_model(weights=str(path))
     assert again.family.name == "relation"
@@ -371,8 +393,11 @@ def test_relation_checkpoint_round_trip_infers_the_architecture(tmp_path, rng):
     np.testing.assert_allclose(t2["relation/fc1/weight"], trace["relation/fc1/weight"], rtol=1e-4, atol=1e-6)
 
     # a region-feature checkpoint given as a relation model: a sentence, not a traceback
-    _, reg = _run("regionfeat", {k: v for k, v in TINY.items() if k in zoo.get_family("regionfeat").default_config()}
-                  | {"samples": 8}, image)
+    _, reg = _run(
+        "regionfeat",
+        {k: v for k, v in TINY.items() if k in zoo.get_family("regionfeat").default_config()} | {"samples": 8},
+        image,
+    )
     rpath = tmp_path / "region.safetensors"
     save_file({k: v.contiguous() for k, v in reg.module.state_dict().items()}, str(rpath))
     with pytest.raises(CheckpointError, match="region-feature detector"):

@@ -110,9 +110,7 @@ class RegionFeatureExtractor(nn.Module):
         w = boxes[:, 2] - boxes[:, 0]
         h = boxes[:, 3] - boxes[:, 1]
         rel = self.relative_grid.to(boxes.dtype)
-        return torch.stack(
-            [cx[:, None] + rel[None, :, 0] * w[:, None], cy[:, None] + rel[None, :, 1] * h[:, None]], -1
-        )
+        return torch.stack([cx[:, None] + rel[None, :, 0] * w[:, None], cy[:, None] + rel[None, :, 1] * h[:, None]], -1)
 
     def _levels(self, boxes: torch.Tensor, n_levels: int, k_min: int) -> torch.Tensor:
         # FPN paper eq. (1), as torchvision's LevelMapper, on the (unenlarged) box
@@ -135,10 +133,7 @@ class RegionFeatureExtractor(nn.Module):
         k_min = int(round(-math.log2(scales[0])))
         all_boxes = torch.cat(boxes)
         ids = torch.cat(
-            [
-                torch.full((len(b),), i, dtype=all_boxes.dtype, device=all_boxes.device)
-                for i, b in enumerate(boxes)
-            ]
+            [torch.full((len(b),), i, dtype=all_boxes.dtype, device=all_boxes.device) for i, b in enumerate(boxes)]
         )
         cx = 0.5 * (all_boxes[:, 0] + all_boxes[:, 2])
         cy = 0.5 * (all_boxes[:, 1] + all_boxes[:, 3])

@@ -40,8 +40,9 @@ CONTRIB_COLOR = "#ffd700"
 # -- selection helpers ----------------------------------------------------------------------------------
 def _check_family(trace: Trace, family: str, view: str) -> None:
     if trace.family != family:
-        raise BadInputError(f"view {view!r} needs a {family} trace, but this trace is from "
-                            f"{trace.family or 'an unknown family'}")
+        raise BadInputError(
+            f"view {view!r} needs a {family} trace, but this trace is from {trace.family or 'an unknown family'}"
+        )
 
 
 def relation_modules(trace: Trace) -> list[str]:
@@ -76,8 +77,10 @@ def object_row(trace: Trace, obj: int, module: str) -> int:
     if module == "nms":
         row = int(trace["detections/nms_row"][obj])
         if row < 0:
-            raise BadInputError(f"detection {obj}'s class was not among the classes whose duplicate-removal "
-                                "relations were recorded (raise --config nms_record_classes)")
+            raise BadInputError(
+                f"detection {obj}'s class was not among the classes whose duplicate-removal "
+                "relations were recorded (raise --config nms_record_classes)"
+            )
         return row
     return int(trace["detections/proposal"][obj])
 
@@ -107,8 +110,12 @@ def _no_detections(title: str) -> Figure:
 
 
 # -- relations --------------------------------------------------------------------------------------
-@register_view("relations", ("relation",), "the selected object's relations to the others: arrows on the image "
-               "and top-k bars per head (--module fc1|fc2|nms, --term, --head)")
+@register_view(
+    "relations",
+    ("relation",),
+    "the selected object's relations to the others: arrows on the image "
+    "and top-k bars per head (--module fc1|fc2|nms, --term, --head)",
+)
 def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "relations")
     module = check_module(trace, options.module)
@@ -131,8 +138,9 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     sub = fig.subfigures(1, 2, width_ratios=[1.3, 1.0])
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
-    image_axes(ax, trace.image, trace.image_size,
-               f"{TERMS[term]} into detection {obj} ({module}, {head_name}): top {k}")
+    image_axes(
+        ax, trace.image, trace.image_size, f"{TERMS[term]} into detection {obj} ({module}, {head_name}): top {k}"
+    )
     lo, hi = float(line[top].min()), float(line[top].max())
     strength = (line - lo) / (hi - lo) if hi > lo else np.ones_like(line)
     target = _centre(boxes[row])
@@ -140,19 +148,44 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
         if m == row:
             continue
         bx = boxes[m]
-        ax.add_patch(Rectangle((bx[0], bx[1]), bx[2] - bx[0], bx[3] - bx[1], fill=False, linestyle="--",
-                               edgecolor=CONTRIB_COLOR, linewidth=0.5 + 1.5 * float(strength[m]),
-                               alpha=0.3 + 0.7 * float(strength[m])))
+        ax.add_patch(
+            Rectangle(
+                (bx[0], bx[1]),
+                bx[2] - bx[0],
+                bx[3] - bx[1],
+                fill=False,
+                linestyle="--",
+                edgecolor=CONTRIB_COLOR,
+                linewidth=0.5 + 1.5 * float(strength[m]),
+                alpha=0.3 + 0.7 * float(strength[m]),
+            )
+        )
         draw_arrow(ax, _centre(bx), target, float(strength[m]), color=CONTRIB_COLOR)
-        ax.text(bx[0], bx[3], f"{names.get(int(m), f'p{m}')} {line[m]:.3g}", fontsize=5, color="black",
-                va="top", bbox={"facecolor": CONTRIB_COLOR, "alpha": 0.7, "pad": 0.5, "edgecolor": "none"},
-                clip_on=True)
+        ax.text(
+            bx[0],
+            bx[3],
+            f"{names.get(int(m), f'p{m}')} {line[m]:.3g}",
+            fontsize=5,
+            color="black",
+            va="top",
+            bbox={"facecolor": CONTRIB_COLOR, "alpha": 0.7, "pad": 0.5, "edgecolor": "none"},
+            clip_on=True,
+        )
     caps = captions(trace)
-    draw_boxes(ax, trace["detections/boxes"][obj:obj + 1], [caps[obj]], highlight=0)
+    draw_boxes(ax, trace["detections/boxes"][obj : obj + 1], [caps[obj]], highlight=0)
     if module != "nms":
         bx = boxes[row]
-        ax.add_patch(Rectangle((bx[0], bx[1]), bx[2] - bx[0], bx[3] - bx[1], fill=False, linestyle=":",
-                               edgecolor="white", linewidth=0.8))
+        ax.add_patch(
+            Rectangle(
+                (bx[0], bx[1]),
+                bx[2] - bx[0],
+                bx[3] - bx[1],
+                fill=False,
+                linestyle=":",
+                edgecolor="white",
+                linewidth=0.8,
+            )
+        )
 
     # bars: one panel per head (or just the chosen one), top-k contributors each
     panels = [head] if head is not None else [*range(heads), None]
@@ -181,8 +214,11 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
 
 
 # -- relation matrix --------------------------------------------------------------------------------
-@register_view("relation-matrix", ("relation",), "N×N relation matrix among the detections (or all proposals: "
-               "--set rows=proposals) for a module, head and term")
+@register_view(
+    "relation-matrix",
+    ("relation",),
+    "N×N relation matrix among the detections (or all proposals: --set rows=proposals) for a module, head and term",
+)
 def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "relation-matrix")
     module = check_module(trace, options.module)
@@ -197,13 +233,18 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     n_det = detection_count(trace)
     if scope == "detections":
         if n_det == 0:
-            return message_figure("no detections above the score threshold:\nno relation matrix among them "
-                                  "(--set rows=proposals shows all proposals)", f"relation matrix ({module})")
+            return message_figure(
+                "no detections above the score threshold:\nno relation matrix among them "
+                "(--set rows=proposals shows all proposals)",
+                f"relation matrix ({module})",
+            )
         k = min(n_det, max(1, int(options.top_k)))
         if selected is not None and selected >= k:
             k = selected + 1
-        rows = [object_row(trace, i, module) if module != "nms" or trace["detections/nms_row"][i] >= 0 else -1
-                for i in range(k)]
+        rows = [
+            object_row(trace, i, module) if module != "nms" or trace["detections/nms_row"][i] >= 0 else -1
+            for i in range(k)
+        ]
         keep = [i for i, r in enumerate(rows) if r >= 0]
         idx = np.array([rows[i] for i in keep])
         sub = mat[np.ix_(idx, idx)]
@@ -267,8 +308,12 @@ def _grid_boxes(box: np.ndarray, xs: np.ndarray, ys: np.ndarray, s: float) -> np
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1).reshape(-1, 4)
 
 
-@register_view("geometry", ("relation",), "ω_G of each head as a landscape over relative position (and, for one "
-               "--head, relative scale) around the selected object, from W_G alone")
+@register_view(
+    "geometry",
+    ("relation",),
+    "ω_G of each head as a landscape over relative position (and, for one "
+    "--head, relative scale) around the selected object, from W_G alone",
+)
 def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "geometry")
     module = check_module(trace, options.module)
@@ -304,8 +349,9 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
         titles = ["mean" if p is None else f"head {p}" for p in panels]
     else:
         scales = [0.5, 1.0, 2.0]
-        maps = [omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc))[head].reshape(len(ys), len(xs))
-                for sc in scales]
+        maps = [
+            omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc))[head].reshape(len(ys), len(xs)) for sc in scales
+        ]
         fw = options.width or 12.0
         fig = new_figure(fw, options.height or fw / 4 * max(height / width, 0.8) + 0.8)
         axes = fig.subplots(1, 4, squeeze=False)
@@ -317,8 +363,14 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
             a.axis("off")
             continue
         image_axes(a, trace.image, trace.image_size, titles[i])
-        im = a.imshow(maps[i], extent=(0, width, height, 0), cmap=options.cmap, norm=norms[i], alpha=0.75,
-                      interpolation="bilinear")
+        im = a.imshow(
+            maps[i],
+            extent=(0, width, height, 0),
+            cmap=options.cmap,
+            norm=norms[i],
+            alpha=0.75,
+            interpolation="bilinear",
+        )
         draw_boxes(a, box[None], [caps[obj]] if i == 0 else None, linewidth=0.8)
     if head is not None:
         a = axes[0, 3]
@@ -344,15 +396,21 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
         map_axes = axes.ravel().tolist()
     if options.colorbar and im is not None:
         colorbar(fig, im, map_axes, "ω_G of a box centred at that pixel")
-    fig.suptitle(f"geometry term ω_G into detection {obj} ({module}) for a box of its size × {s:g} centred at "
-                 "each pixel" if head is None else
-                 f"geometry term ω_G into detection {obj} ({module}), head {head}", fontsize=9)
+    fig.suptitle(
+        f"geometry term ω_G into detection {obj} ({module}) for a box of its size × {s:g} centred at each pixel"
+        if head is None
+        else f"geometry term ω_G into detection {obj} ({module}), head {head}",
+        fontsize=9,
+    )
     return fig
 
 
 # -- region parts ------------------------------------------------------------------------------------
-@register_view("region-parts", ("regionfeat",), "the K part maps of the selected box over its support region "
-               "(--term weight|geometry|appearance)")
+@register_view(
+    "region-parts",
+    ("regionfeat",),
+    "the K part maps of the selected box over its support region (--term weight|geometry|appearance)",
+)
 def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "regionfeat", "region-parts")
     term = options.term or "weight"
@@ -386,20 +444,23 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     im = None
     for i, a in enumerate(axes.ravel()):
         image_axes(a, trace.image, trace.image_size)
-        im = a.imshow(maps[i], extent=extent, cmap=options.cmap, norm=norms[i], alpha=0.75,
-                      interpolation="nearest")
-        a.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
-                              edgecolor="white", linewidth=0.5))
+        im = a.imshow(maps[i], extent=extent, cmap=options.cmap, norm=norms[i], alpha=0.75, interpolation="nearest")
+        a.add_patch(
+            Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor="white", linewidth=0.5)
+        )
         r, c = divmod(i, parts)
-        a.add_patch(Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f",
-                              linewidth=0.6))
+        a.add_patch(
+            Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=0.6)
+        )
         a.set_xlim(extent[0], extent[1])
         a.set_ylim(extent[2], extent[3])
         a.set_title(f"part {i}", fontsize=5, pad=1)
     if options.colorbar and im is not None:
         colorbar(fig, im, axes.ravel().tolist(), REGION_TERMS[term])
     caps = captions(trace)
-    fig.suptitle(f"{REGION_TERMS[term]} of each part for {caps[obj]}, over the support region "
-                 f"({samples}×{samples} samples; white: the box, green: the part's bin)", fontsize=8)
+    fig.suptitle(
+        f"{REGION_TERMS[term]} of each part for {caps[obj]}, over the support region "
+        f"({samples}×{samples} samples; white: the box, green: the part's bin)",
+        fontsize=8,
+    )
     return fig
-
