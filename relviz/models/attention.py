@@ -58,6 +58,7 @@ class MultiheadAttention(nn.Module):
         if recorder is not None and self.trace_name:
             recorder.append_attention(self.trace_name, q, k, self.head_dim**-0.5, key_padding_mask)
         mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
         out = out.transpose(1, 2).reshape(query.shape[0], query.shape[1], self.embed_dim)
         return self.out_proj(out)
