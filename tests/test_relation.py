@@ -411,3 +411,64 @@ def test_unknown_setting_is_refused():
 
     with pytest.raises(BadInputError, match="unknown setting 'parts'"):
         zoo.load_model("relation-rcnn-r50-fpn", "none", overrides={"parts": 5})
+
+
+@pytest.mark.parametrize("family", ["relation", "regionfeat"])
+def test_training_step_gives_losses_and_gradients(family):
+    from relviz import zoo
+
+    fam = zoo.get_family(family)
+    cfg = {
+        **fam.default_config(),
+        **{k: v for k, v in TINY.items() if k in fam.default_config()},
+        "box_batch_size_per_image": 64,
+        "rpn_post_nms_top_n_train": 100,
+        "rpn_pre_nms_top_n_train": 200,
+    }
+    if family == "regionfeat":
+        cfg["samples"] = 8
+    torch.manual_seed(0)
+    model = fam.build(cfg).train()
+    images = [torch.rand(3, 96, 128), torch.rand(3, 96, 128)]
+    targets = [
+        {"boxes": torch.tensor([[10.0, 10.0, 50.0, 40.0], [60.0, 50.0, 120.0, 90.0]]), "labels": torch.tensor([1, 3])},
+        {"boxes": torch.tensor([[20.0, 30.0, 70.0, 80.0]]), "labels": torch.tensor([2])},
+    ]
+    losses = model(images, targets)
+    expected = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    if family == "relation":
+        expected.add("loss_duplicate")
+    assert expected <= set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    if family == "relation":
+        grads = [
+            model.roi_heads.box_head.relations[0].query.weight.grad,
+            model.roi_heads.duplicate_removal.logit.weight.grad,
+        ]
+    else:
+        grads = [
+            model.roi_heads.box_roi_pool.geometry_fc.weight.grad,
+            model.roi_heads.box_roi_pool.appearance_fc.weight.grad,
+        ]
+    for grad in grads:
+        assert grad is not None and grad.abs().sum() > 0
+
+
+def test_duplicate_targets_mark_the_first_match_per_ground_truth():
+    from relviz.models.rcnn import duplicate_targets
+
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    boxes = torch.tensor(
+        [
+            [1.0, 0.0, 11.0, 10.0],  # rank 0: IoU 9/11 ≈ 0.82 with gt 0
+            [0.0, 0.0, 10.0, 10.0],  # rank 1: IoU 1.0 with gt 0 (a duplicate, ranked lower)
+            [50.0, 50.0, 60.0, 64.0],  # rank 2: IoU 100/140 ≈ 0.71 with gt 1
+            [30.0, 30.0, 40.0, 40.0],  # rank 3: matches nothing
+        ]
+    )
+    thresholds = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9])
+    goal = duplicate_targets(boxes, gt, thresholds)
+    expected = torch.tensor([[1, 1, 1, 1, 0], [0, 0, 0, 0, 1], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], dtype=goal.dtype)
+    assert torch.equal(goal, expected)

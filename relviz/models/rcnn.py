@@ -20,6 +20,9 @@ body (``backbone.*``, ``rpn.*``) of a torchvision checkpoint loads strictly
 - **Region-feature detector** (Gu et al. 2018): torchvision's 2fc head, with RoIAlign replaced by
   :class:`~relviz.models.region_features.RegionFeatureExtractor`.
 
+Training (``model.train(); model(images, targets)``) returns torchvision's four losses, plus
+``loss_duplicate`` for the duplicate-removal module (:meth:`RelationRoIHeads.duplicate_loss`).
+
 The eval-mode output of both adds ``proposal`` (N,): for each detection, the row of the proposal it
 came from (its row in ``relation/fc1`` …), and for the learned duplicate removal ``nms_row``.
 """
@@ -143,6 +146,22 @@ def build_backbone(cfg: dict[str, Any]) -> BackboneWithFPN:
     )
 
 
+def duplicate_targets(boxes: torch.Tensor, gt: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """(N, T) 0/1: for rank-ordered ``boxes`` (N, 4) of one class and its ground truth ``gt`` (G, 4),
+    the highest-ranked box with IoU ≥ t to each ground-truth box is 1 for threshold t, the rest 0."""
+    n = len(boxes)
+    goal = torch.zeros(n, len(thresholds), device=boxes.device)
+    if len(gt) == 0 or n == 0:
+        return goal
+    iou = box_ops.box_iou(boxes, gt)  # (N, G)
+    hit = iou[None] >= thresholds[:, None, None]  # (T, N, G)
+    ranks = torch.arange(n, device=boxes.device)[None, :, None].expand_as(hit)
+    best = torch.where(hit, ranks, n).amin(dim=1)  # (T, G): highest-ranked match of each ground truth
+    for t in range(len(thresholds)):
+        goal[best[t][best[t] < n], t] = 1.0
+    return goal
+
+
 class RelationBoxHead(nn.Module):
     """fc6 → RM → ReLU → fc7 → RM → ReLU over the proposals of each image (paper Fig. 2 left, 2fc+RM)."""
 
@@ -216,8 +235,51 @@ class RelationRoIHeads(RoIHeads):
         class_logits, box_regression = self.box_predictor(box_features)
         if self.training:
             loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
-            return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            if self.duplicate_removal is not None:
+                losses["loss_duplicate"] = self.duplicate_loss(
+                    box_features, class_logits, box_regression, proposals, image_shapes, targets
+                )
+            return [], losses
         return self.postprocess(box_features, class_logits, box_regression, proposals, image_shapes), {}
+
+    def duplicate_loss(self, box_features, class_logits, box_regression, proposals, image_shapes, targets):
+        """Binary cross-entropy of the final scores s0 · s1 against duplicate-removal targets (paper §4.3).
+
+        For each ground-truth class of an image, its top ``first_n`` detections by s0 (over the sampled
+        RoIs); for IoU threshold t, the highest-ranked detection with IoU ≥ t to a ground-truth box is its
+        one positive, every other detection a negative (the official ``nms_multi_target``).  s0 and the
+        boxes carry no gradient (they are inputs to the module); the appearance features do.
+        """
+        dr = self.duplicate_removal
+        sizes = [len(p) for p in proposals]
+        pred_boxes = self.box_coder.decode(box_regression.detach(), proposals).split(sizes)
+        pred_scores = F.softmax(class_logits.detach(), -1).split(sizes)
+        thresholds = torch.tensor(dr.iou_thresholds, device=class_logits.device)
+        losses = []
+        for boxes, scores, feats, shape, target in zip(
+            pred_boxes, pred_scores, box_features.split(sizes), image_shapes, targets, strict=True
+        ):
+            boxes = box_ops.clip_boxes_to_image(boxes, shape)
+            classes = target["labels"].unique()
+            classes = classes[classes > 0]
+            if len(classes) == 0 or len(scores) == 0:
+                continue
+            first = min(self.first_n, len(scores))
+            s0, rows = scores[:, classes].t().topk(first, dim=1)  # (G, first)
+            cls_boxes = boxes[rows, classes[:, None]]  # (G, first, 4)
+            s1 = dr(feats[rows], cls_boxes, record=False)  # (G, first, T)
+            goal = torch.stack(
+                [
+                    duplicate_targets(cls_boxes[g], target["boxes"][target["labels"] == c], thresholds)
+                    for g, c in enumerate(classes.tolist())
+                ]
+            ).to(s1.dtype)
+            final = (s0.unsqueeze(-1) * s1).clamp(1e-6, 1 - 1e-6)
+            losses.append(F.binary_cross_entropy(final, goal))
+        if not losses:
+            return box_features.sum() * 0.0
+        return torch.stack(losses).mean()
 
     def _final_scores(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         if self.nms_score == "mean":
