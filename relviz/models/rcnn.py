@@ -85,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "nms_key_dim": 1024,
     "iou_thresholds": [0.5, 0.6, 0.7, 0.8, 0.9],
     "nms_score": "mean",  # mean | one of iou_thresholds
-    "nms_record_classes": 8,  # classes whose duplicate-removal relations a trace keeps
+    "nms_record_classes": 4,  # classes whose duplicate-removal relations a trace keeps (memory: M² per head)
     # learned region features
     "parts": 7,
     "samples": 28,
