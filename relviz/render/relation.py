@@ -95,6 +95,16 @@ def _row_names(trace: Trace, module: str) -> dict[int, str]:
     return out
 
 
+def _row_label(trace: Trace, module: str, names: dict[int, str], row: int) -> str:
+    """A row's name: its detection ("d3"), else its proposal ("p17") or, for duplicate removal, its class
+    and rank among that class's candidates ("r5")."""
+    if row in names:
+        return names[row]
+    if module == "nms" and "relation/nms/rank" in trace:
+        return f"r{int(trace['relation/nms/rank'][row])}"
+    return f"p{row}"
+
+
 def _centre(box: np.ndarray) -> tuple[float, float]:
     return float((box[0] + box[2]) / 2), float((box[1] + box[3]) / 2)
 
@@ -164,7 +174,7 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
         ax.text(
             bx[0],
             bx[3],
-            f"{names.get(int(m), f'p{m}')} {line[m]:.3g}",
+            f"{_row_label(trace, module, names, int(m))} {line[m]:.3g}",
             fontsize=5,
             color="black",
             va="top",
@@ -202,14 +212,16 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
             continue
         v = all_vals[i]
         order = np.argsort(-v, kind="stable")[:kb]
-        labels = [names.get(int(m), f"p{m}") + ("*" if m == row else "") for m in order]
+        labels = [_row_label(trace, module, names, int(m)) + ("*" if m == row else "") for m in order]
         a.barh(range(len(order))[::-1], v[order], color="#4363d8" if panels[i] is not None else "#e6194b")
         a.set_yticks(range(len(order))[::-1], labels, fontsize=4 if head is None else 6)
         a.tick_params(axis="x", labelsize=4 if head is None else 6)
         if options.shared_range:
             a.set_xlim(xmin, xmax * 1.05 if xmax > 0 else 1.0)
         a.set_title("mean" if panels[i] is None else f"head {panels[i]}", fontsize=5 if head is None else 8)
-    sub[1].suptitle(f"top {kb} {TERMS[term]} per head (* = itself; dN = detection, pN = proposal)", fontsize=7)
+    sub[1].suptitle(
+        f"top {kb} {TERMS[term]} per head (* = itself; dN = detection, pN = proposal, rN = rank in class)", fontsize=7
+    )
     return fig
 
 
