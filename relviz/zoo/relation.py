@@ -94,7 +94,7 @@ class _RCNNFamily(Family):
         config = self._normalise(config)
         try:
             model = self.builder(config)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise BadInputError(f"{self.name} configuration: {exc}") from None
         body = config.get("body")
         if body and not next(model.parameters()).is_meta:
@@ -136,8 +136,8 @@ class _RCNNFamily(Family):
             if other in state:
                 kind = "region-feature" if other == _REGION_KEY else "relation"
                 raise CheckpointError(
-                    f"this checkpoint is a {kind} detector, not a {self.name} one; "
-                    f"use a {'regionfeat' if other == _REGION_KEY else 'relation'} model"
+                    f"this checkpoint is a {kind} detector, not a {self.name} one; load it with "
+                    f"--model {'regionfeat' if other == _REGION_KEY else 'relation'}-rcnn-r50-fpn or without --model"
                 )
             raise CheckpointError(
                 f"this is a plain Faster R-CNN checkpoint without {self.name} layers; to use its "
