@@ -173,7 +173,7 @@ class NonLocalBlock(nn.Module):
         rec.meta.setdefault("nonlocal_blocks", {})[self.name] = {
             "instantiation": self.instantiation,
             "dim": self.dim,
-            "scale": bool(self.scale),
+            "scale": bool(self.scale and self.instantiation == "embedded"),
             "subsample": bool(self.subsample),
             "query_shape": list(qshape),
             "key_shape": list(kshape),
