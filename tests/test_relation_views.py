@@ -124,6 +124,11 @@ def test_relations_bars_are_the_top_values_per_head(traces):
     expected = np.sort(tr["relation/fc1/weight"][4, row])[::-1][:k]
     widths = np.array([b.get_width() for b in bars])
     np.testing.assert_allclose(np.sort(widths)[::-1], expected, rtol=1e-6)
+    # what the object gives the others: its column
+    opts = ViewOptions(object=obj, module="fc1", head="4", top_k=k, extra={"direction": "out"})
+    fig = render_view(tr, "relations", opts)
+    widths = np.array([b.get_width() for b in fig.axes[-1].patches])
+    np.testing.assert_allclose(np.sort(widths)[::-1], np.sort(tr["relation/fc1/weight"][4, :, row])[::-1][:k])
 
 
 def test_geometry_landscape_from_w_g_reproduces_the_recorded_geometry(traces):

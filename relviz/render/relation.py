@@ -2,6 +2,7 @@
 
 - ``relations``: the selected object's relation to the others on the image (arrows from each of the
   top-k contributing objects to it, width and opacity by value) and its top-k bars for each head;
+  ``--set direction=out`` shows what it contributes to the others instead (its column);
 - ``relation-matrix``: the N×N matrix of a module, head (or mean) and term among the detections
   (or all proposals with ``--set rows=proposals``), labelled with the detection indices;
 - ``geometry``: ω_G of each head as a landscape, computed from W_G alone: the value the selected
@@ -140,7 +141,12 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     row = object_row(trace, obj, module)
     boxes = trace[f"relation/{module}/boxes"]
     names = _row_names(trace, module)
-    line = select_head(values[:, row, :], head)  # (N,) over contributors
+    direction = str((options.extra or {}).get("direction", "in"))
+    if direction not in ("in", "out"):
+        raise BadInputError(f"direction must be 'in' (what the object receives) or 'out', got {direction!r}")
+    # "in": row n = the object, over contributors m; "out": column m = the object, over receivers n
+    lines = values[:, row, :] if direction == "in" else values[:, :, row]  # (H, N)
+    line = select_head(lines, head)
     k = max(1, min(int(options.top_k), len(line)))
     top = np.argsort(-line, kind="stable")[:k]
 
@@ -149,7 +155,10 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
     image_axes(
-        ax, trace.image, trace.image_size, f"{TERMS[term]} into detection {obj} ({module}, {head_name}): top {k}"
+        ax,
+        trace.image,
+        trace.image_size,
+        f"{TERMS[term]} {'into' if direction == 'in' else 'from'} detection {obj} ({module}, {head_name}): top {k}",
     )
     lo, hi = float(line[top].min()), float(line[top].max())
     strength = (line - lo) / (hi - lo) if hi > lo else np.ones_like(line)
@@ -170,7 +179,8 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
                 alpha=0.3 + 0.7 * float(strength[m]),
             )
         )
-        draw_arrow(ax, _centre(bx), target, float(strength[m]), color=CONTRIB_COLOR)
+        ends = (_centre(bx), target) if direction == "in" else (target, _centre(bx))
+        draw_arrow(ax, *ends, float(strength[m]), color=CONTRIB_COLOR)
         ax.text(
             bx[0],
             bx[3],
@@ -203,7 +213,7 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     rows = int(np.ceil(len(panels) / cols))
     axes = sub[1].subplots(rows, cols, squeeze=False)
     kb = min(k, 8 if head is None else k)
-    all_vals = [select_head(values[:, row, :], h) for h in panels]
+    all_vals = [select_head(lines, h) for h in panels]
     xmax = max(float(np.max(v)) for v in all_vals)
     xmin = min(0.0, min(float(np.min(v)) for v in all_vals))
     for i, a in enumerate(axes.ravel()):
