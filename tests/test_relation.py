@@ -270,9 +270,13 @@ def test_torchvision_body_loads_strictly_into_the_relation_detector(tmp_path):
     from relviz.models.rcnn import build_relation_rcnn, load_torchvision_body
 
     torch.manual_seed(1)
-    tv = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    tv = torchvision.models.detection.fasterrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, min_size=128, max_size=160, box_score_thresh=0.0
+    ).eval()
     state = tv.state_dict()
-    model = build_relation_rcnn()
+    model = build_relation_rcnn(
+        {"min_size": 128, "max_size": 160, "score_thresh": 0.0, "proposals": 1000, "nms": "nms"}
+    ).eval()
     loaded = load_torchvision_body(model, state, head=True)
     assert any(k.startswith("backbone.body.layer4") for k in loaded) and any(k.startswith("rpn.") for k in loaded)
     own = model.state_dict()
@@ -280,6 +284,19 @@ def test_torchvision_body_loads_strictly_into_the_relation_detector(tmp_path):
         assert torch.equal(own[key], state[key]), key
     # the relation modules are not in a torchvision file and keep their own initialisation
     assert not any("relations" in k for k in loaded)
+
+    # with the relation modules' output projections at zero, eq. (6) is the identity and the detector is
+    # torchvision's: same detections from the same weights
+    with torch.no_grad():
+        for rm in model.roi_heads.box_head.relations:
+            rm.linear_out.weight.zero_()
+            rm.linear_out.bias.zero_()
+        image = torch.rand(3, 128, 160, generator=torch.Generator().manual_seed(0))
+        ours = model([image])[0]
+        theirs = tv([image])[0]
+    assert len(theirs["boxes"]) > 0
+    for key in ("boxes", "scores", "labels"):
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-4)
 
     broken = {k: v for k, v in state.items() if k != "rpn.head.cls_logits.bias"}
     with pytest.raises(CheckpointError, match="missing keys: rpn.head.cls_logits.bias"):
