@@ -31,8 +31,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(args.height, args.width, 3), dtype=np.uint8)
     source = {"path": "random", "kind": "image", "frame": 0, "size": [args.width, args.height]}
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, device {args.device}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, device {args.device}"
+    )
     print(f"input: {args.width}×{args.height} resized to the model's 800 shorter side, repeats {args.repeats}")
     results = {}
     for name in args.models:
