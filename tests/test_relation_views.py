@@ -124,6 +124,17 @@ def test_relations_bars_are_the_top_values_per_head(traces):
     expected = np.sort(tr["relation/fc1/weight"][4, row])[::-1][:k]
     widths = np.array([b.get_width() for b in bars])
     np.testing.assert_allclose(np.sort(widths)[::-1], expected, rtol=1e-6)
+    # only the proposals that became detections: keep the top 4 detections, as a higher threshold would
+    few = Trace(arrays=dict(tr.arrays), meta=dict(tr.meta))
+    for key in [k_ for k_ in few.arrays if k_.startswith("detections/")]:
+        few.arrays[key] = few.arrays[key][:4]
+    det_rows = np.unique(few["detections/proposal"])
+    assert len(det_rows) < len(tr["relation/fc1/boxes"])
+    opts = ViewOptions(object=obj, module="fc1", head="4", top_k=k, extra={"among": "detections"})
+    fig = render_view(few, "relations", opts)
+    widths = np.array([b.get_width() for b in fig.axes[-1].patches])
+    shown = np.sort(widths[np.isfinite(widths)])[::-1]
+    np.testing.assert_allclose(shown, np.sort(tr["relation/fc1/weight"][4, row, det_rows])[::-1][:k])
     # what the object gives the others: its column
     opts = ViewOptions(object=obj, module="fc1", head="4", top_k=k, extra={"direction": "out"})
     fig = render_view(tr, "relations", opts)
@@ -162,6 +173,10 @@ def test_region_parts_show_each_part_map(traces):
     assert len(images) == 9
     for k, shown in enumerate(images):
         np.testing.assert_allclose(shown, weights[k].reshape(10, 10))
+    fig = render_view(tr, "region-parts", ViewOptions(object=obj, term="appearance", extra={"part": 4}))
+    np.testing.assert_allclose(fig.axes[0].images[-1].get_array(), tr["region/appearance"][row][4].reshape(10, 10))
+    with pytest.raises(BadInputError, match="part 9 does not exist"):
+        render_view(tr, "region-parts", ViewOptions(object=obj, extra={"part": 9}))
 
 
 def test_zero_detections_say_so(traces, tmp_path):

@@ -2,13 +2,15 @@
 
 - ``relations``: the selected object's relation to the others on the image (arrows from each of the
   top-k contributing objects to it, width and opacity by value) and its top-k bars for each head;
-  ``--set direction=out`` shows what it contributes to the others instead (its column);
+  ``--set direction=out`` shows what it contributes to the others instead (its column),
+  ``--set among=detections`` ranks only the proposals that became detections;
 - ``relation-matrix``: the N×N matrix of a module, head (or mean) and term among the detections
   (or all proposals with ``--set rows=proposals``), labelled with the detection indices;
 - ``geometry``: ω_G of each head as a landscape, computed from W_G alone: the value the selected
   object would give a box of its size (× ``--set scale=S``) centred at each pixel; with one
   ``--head`` also the landscape over relative scale (log w ratio × log h ratio) at an offset;
-- ``region-parts``: the K part maps of the selected box (w, G or A) over its support region.
+- ``region-parts``: the K part maps of the selected box (w, G or A) over its support region
+  (``--set part=K``: one part, large, over the whole image).
 
 Rows of a relation matrix are the receiving object n, columns the contributing object m (paper ω^{mn}).
 """
@@ -146,8 +148,15 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
         raise BadInputError(f"direction must be 'in' (what the object receives) or 'out', got {direction!r}")
     # "in": row n = the object, over contributors m; "out": column m = the object, over receivers n
     lines = values[:, row, :] if direction == "in" else values[:, :, row]  # (H, N)
+    among = str((options.extra or {}).get("among", "all"))
+    if among not in ("all", "detections"):
+        raise BadInputError(f"among must be 'all' (every proposal) or 'detections', got {among!r}")
+    if among == "detections":  # only rows that became detections compete for the top k
+        mask = np.full(lines.shape[-1], -np.inf)
+        mask[list(names)] = 0.0
+        lines = lines + mask
     line = select_head(lines, head)
-    k = max(1, min(int(options.top_k), len(line)))
+    k = max(1, min(int(options.top_k), int(np.isfinite(line).sum())))
     top = np.argsort(-line, kind="stable")[:k]
 
     fig = new_figure(*_image_size_fig(trace, options, 13.0))
@@ -214,8 +223,8 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     axes = sub[1].subplots(rows, cols, squeeze=False)
     kb = min(k, 8 if head is None else k)
     all_vals = [select_head(lines, h) for h in panels]
-    xmax = max(float(np.max(v)) for v in all_vals)
-    xmin = min(0.0, min(float(np.min(v)) for v in all_vals))
+    xmax = max(float(np.max(v[np.isfinite(v)])) for v in all_vals)
+    xmin = min(0.0, min(float(np.min(v[np.isfinite(v)])) for v in all_vals))
     for i, a in enumerate(axes.ravel()):
         if i >= len(panels):
             a.axis("off")
@@ -431,7 +440,8 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
 @register_view(
     "region-parts",
     ("regionfeat",),
-    "the K part maps of the selected box over its support region (--term weight|geometry|appearance)",
+    "the K part maps of the selected box over its support region (--term weight|geometry|appearance; "
+    "--set part=K: one part over the image)",
 )
 def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "regionfeat", "region-parts")
@@ -459,10 +469,19 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     finite = [m[np.isfinite(m)] for m in maps]
     norms = shared_norm([f if f.size else np.zeros(1) for f in finite], options.shared_range)
     aspect = (extent[2] - extent[3]) / max(extent[1] - extent[0], 1e-6)
+    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
+    part = (options.extra or {}).get("part")
+    if part is not None:
+        try:
+            part = int(part)
+        except (TypeError, ValueError):
+            raise BadInputError(f"part {part!r} is not a part index 0..{k - 1}") from None
+        if not 0 <= part < k:
+            raise BadInputError(f"part {part} does not exist; valid parts: 0..{k - 1}")
+        return _one_part(trace, options, obj, term, maps[part], part, parts, extent, box)
     fw = options.width or min(1.25 * parts + 1.2, 12.0)
     fig = new_figure(fw, options.height or (fw - 1.2) / parts * aspect * parts + 0.9)
     axes = fig.subplots(parts, parts, squeeze=False)
-    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
     im = None
     for i, a in enumerate(axes.ravel()):
         image_axes(a, trace.image, trace.image_size)
@@ -485,4 +504,32 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
         f"({samples}×{samples} samples; white: the box, green: the part's bin)",
         fontsize=8,
     )
+    return fig
+
+
+def _one_part(
+    trace: Trace,
+    options: ViewOptions,
+    obj: int,
+    term: str,
+    values: np.ndarray,
+    part: int,
+    parts: int,
+    extent: tuple[float, float, float, float],
+    box: np.ndarray,
+) -> Figure:
+    """One part's map over the whole image (``--set part=K``)."""
+    fig = new_figure(*_image_size_fig(trace, options, 6.0))
+    ax = fig.add_subplot()
+    caps = captions(trace)
+    image_axes(ax, trace.image, trace.image_size, f"{REGION_TERMS[term]} of part {part} for {caps[obj]}")
+    finite = values[np.isfinite(values)]
+    norm = shared_norm([finite if finite.size else np.zeros(1)], True)[0]
+    im = ax.imshow(values, extent=extent, cmap=options.cmap, norm=norm, alpha=0.7, interpolation="nearest")
+    draw_boxes(ax, box[None], linewidth=0.8)
+    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
+    r, c = divmod(part, parts)
+    ax.add_patch(Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=1))
+    if options.colorbar:
+        colorbar(fig, im, ax, REGION_TERMS[term])
     return fig
