@@ -1,7 +1,9 @@
 """Learned region features (Gu, Hu, Wang, Wei, Dai, "Learning Region Features for Object Detection",
 ECCV 2018): a drop-in replacement for RoIAlign in a Faster R-CNN box head.
 
-For a box b and each of K parts (K = 7×7 by default), the part feature is (paper eqs. 3–6)
+For a box b and each of K parts (K = 7×7 by default), the part feature is (paper §3: the general form
+y_k(b) = Σ_p w_k ⊙ f(p) of region feature extraction, with learned weights; notation of the issue, where
+p is an image position and x(p) the feature there)
 
     y_k(b) = Σ_{p ∈ Ω_b} w_k(b, p, x) ⊙ W_k x(p),
     w_k(b, p, x) = exp(G_k(b, p) + A_k(x, p)) / Σ_{p'} exp(G_k(b, p') + A_k(x, p')),
