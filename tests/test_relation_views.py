@@ -252,3 +252,53 @@ def test_command_line_exit_codes(traces, tmp_path, capsys):
     region = traces["region"].save(tmp_path / "r.npz")
     assert main(["export", "--trace", str(region), "--view", "geometry", "--out", str(tmp_path / "y.png")]) == 2
     assert "regionfeat" in capsys.readouterr().err
+
+
+def test_trace_and_export_from_the_command_line(tmp_path, capsys):
+    from relviz.cli import main
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(_image()).save(image)
+    config = []
+    for key, value in {**TINY, **REGION, "proposals": 12}.items():
+        config += ["--config", f"{key}={value}"]
+    out = tmp_path / "region.npz"
+    argv = [
+        "trace",
+        "--model",
+        "regionfeat-rcnn-r50-fpn",
+        "--weights",
+        "none",
+        "--input",
+        str(image),
+        "--out",
+        str(out),
+        "--threshold",
+        "0",
+        *config,
+    ]
+    assert main(argv) == 0
+    assert "regionfeat" in capsys.readouterr().out
+    figure = tmp_path / "parts.svg"
+    assert (
+        main(
+            [
+                "export",
+                "--trace",
+                str(out),
+                "--view",
+                "region-parts",
+                "--object",
+                "0",
+                "--term",
+                "appearance",
+                "--out",
+                str(figure),
+            ]
+        )
+        == 0
+    )
+    _check_file(figure, "svg")
+    # an architecture setting of the other family is refused with a sentence
+    assert main([*argv[: -len(config)], "--config", "heads=4"]) == 2
+    assert "unknown setting 'heads'" in capsys.readouterr().err
