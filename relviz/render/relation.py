@@ -163,12 +163,17 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     sub = fig.subfigures(1, 2, width_ratios=[1.3, 1.0])
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
-    image_axes(
-        ax,
-        trace.image,
-        trace.image_size,
-        f"{TERMS[term]} {'into' if direction == 'in' else 'from'} detection {obj} ({module}, {head_name}): top {k}",
-    )
+    title = f"{TERMS[term]} {'into' if direction == 'in' else 'from'} detection {obj} ({module}, {head_name}): top {k}"
+    if module == "nms" and "relation/nms/keep" in trace:
+        # the duplicate-removal outcome for this candidate: classifier score s0, s1 per IoU threshold
+        thresholds = trace.meta.get("relation", {}).get("iou_thresholds", [])
+        keep = trace["relation/nms/keep"][row]
+        s1 = ", ".join(f"{t:g}: {v:.2f}" for t, v in zip(thresholds, keep, strict=False))
+        title += (
+            f"\nrank {int(trace['relation/nms/rank'][row])} in its class, s0 {trace['relation/nms/scores'][row]:.3f}, "
+            f"s1 {{{s1}}}"
+        )
+    image_axes(ax, trace.image, trace.image_size, title)
     lo, hi = float(line[top].min()), float(line[top].max())
     strength = (line - lo) / (hi - lo) if hi > lo else np.ones_like(line)
     target = _centre(boxes[row])
