@@ -242,3 +242,12 @@ def test_checkpoint_roundtrip_and_wrong_family(tmp_path, shapes_image):
     save_file(NonLocalResNet({"preset": "tiny"}).state_dict(), str(other))
     with pytest.raises(RelvizError, match="looks like a nonlocal checkpoint"):
         load_model("lrnet-26", weights=other)
+
+
+def test_banded_layer_gradients():
+    """The demo models train through the banded forward: its gradients match finite differences."""
+    torch.manual_seed(5)
+    layer = LocalRelation2d(6, 3, 4, 2).double()
+    layer.max_chunk_elements = 1
+    x = torch.randn(1, 6, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))

@@ -16,9 +16,7 @@ def _boxes() -> torch.Tensor:
 
 def test_weights_sum_to_one_over_positions():
     torch.manual_seed(0)
-    ext = RegionFeatureExtractor(
-        in_channels=8, out_channels=6, parts=3, samples=6, geo_dim=16, featmap_names=("0",)
-    )
+    ext = RegionFeatureExtractor(in_channels=8, out_channels=6, parts=3, samples=6, geo_dim=16, featmap_names=("0",))
     feats = {"0": torch.randn(1, 8, 32, 32)}
     with torch.no_grad(), recording() as rec:
         y = ext(feats, [_boxes()], [(128, 128)])
@@ -38,9 +36,7 @@ def test_weights_sum_to_one_over_positions():
 
 def test_sample_positions_are_image_pixels():
     """On a feature map that holds its own pixel coordinates, each sample reads its recorded position."""
-    ext = RegionFeatureExtractor(
-        in_channels=2, parts=2, samples=5, enlarge=1.5, geo_dim=8, featmap_names=("0",)
-    )
+    ext = RegionFeatureExtractor(in_channels=2, parts=2, samples=5, enlarge=1.5, geo_dim=8, featmap_names=("0",))
     size = 128
     coords = torch.arange(size, dtype=torch.float32) + 0.5  # pixel i covers [i, i+1)
     fmap = torch.stack([coords.view(1, -1).expand(size, size), coords.view(-1, 1).expand(size, size)])[None]
@@ -72,9 +68,7 @@ def test_hand_set_geometry_reduces_to_average_pooling_per_bin():
     torch.manual_seed(0)
     c, bins = 5, 7
     # enlarge 2 over 28 samples: 14 samples across the box, 2 × 2 per bin
-    ext = _HandSetGeometry(
-        in_channels=c, parts=bins, samples=28, enlarge=2.0, geo_dim=16, featmap_names=("0",)
-    )
+    ext = _HandSetGeometry(in_channels=c, parts=bins, samples=28, enlarge=2.0, geo_dim=16, featmap_names=("0",))
     with torch.no_grad():
         ext.appearance_fc.weight.zero_()
         ext.appearance_fc.bias.zero_()
@@ -98,3 +92,77 @@ def test_fpn_level_follows_box_size():
     x = ext.sample({"0": small, "1": large}, [boxes], [(256, 256)])
     assert float(x[0].abs().max()) == 0.0  # small box from level 0
     assert float(x[1].max()) == 1.0  # large box (sqrt area 250 ≥ 224) from level 1 (outside the map: 0)
+
+
+def _tiny_regionfeat(extra: dict | None = None):
+    from relviz import zoo
+
+    fam = zoo.get_family("regionfeat")
+    cfg = {
+        **fam.default_config(),
+        "backbone": "resnet18",
+        "fpn_channels": 32,
+        "min_size": 192,
+        "max_size": 256,
+        "proposals": 16,
+        "rpn_pre_nms_top_n_test": 100,
+        "representation": 64,
+        "num_classes": 4,
+        "score_thresh": 0.0,
+        "samples": 8,
+        "parts": 3,
+        "region_geo_dim": 16,
+        "norm": "batch",
+        **(extra or {}),
+    }
+    torch.manual_seed(0)
+    return zoo.LoadedModel(fam, "tiny", fam.build(cfg).eval(), cfg, torch.device("cpu"), torch.float32)
+
+
+def _image() -> np.ndarray:
+    img = np.full((96, 128, 3), 200, np.uint8)
+    img[20:60, 10:70] = (30, 160, 30)
+    return img
+
+
+def test_region_trace_is_in_original_image_pixels():
+    """The model sees the image at twice its size; the trace maps everything back."""
+    from relviz import zoo
+
+    loaded = _tiny_regionfeat()
+    with torch.no_grad():
+        loaded.module.roi_heads.box_predictor.bbox_pred.weight.zero_()
+        loaded.module.roi_heads.box_predictor.bbox_pred.bias.zero_()
+    source = {"path": "memory", "kind": "image", "frame": 0, "size": [128, 96]}
+    with torch.inference_mode():
+        trace = loaded.family.run(loaded, [_image()], source, zoo.RunOptions(threshold=0.0))
+    assert trace.meta["preprocess"]["model_input"] == [256, 192]
+    rows = trace["detections/region_row"]
+    assert len(rows) > 0
+    # with no box regression each detection is its proposal: the region rows' boxes, in image pixels
+    np.testing.assert_allclose(trace["region/boxes"][rows], trace["detections/boxes"], atol=1e-3)
+    assert np.array_equal(trace["region/proposal"][rows], trace["detections/proposal"])
+    box = trace["region/boxes"][0]
+    pos = trace["region/positions"][0]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    w, h = box[2] - box[0], box[3] - box[1]
+    np.testing.assert_allclose(pos.mean(0), [cx, cy], atol=1e-3)  # a grid centred on the box
+    assert np.isclose(pos[:, 0].max() - pos[:, 0].min(), 2.0 * w * 7 / 8, atol=1e-3)  # box enlarged 2×
+    assert np.isclose(pos[:, 1].max() - pos[:, 1].min(), 2.0 * h * 7 / 8, atol=1e-3)
+    assert trace["region/weight"].shape == (len(trace["region/boxes"]), 9, 64)
+    assert trace.meta["region"] == {"parts": 3, "samples": 8, "enlarge": 2.0, "value": "per_part"}
+
+
+def test_regionfeat_checkpoint_is_recognised_and_its_config_inferred(tmp_path):
+    from relviz import zoo
+
+    loaded = _tiny_regionfeat({"region_value": "shared"})
+    path = tmp_path / "regionfeat.pth"
+    torch.save({"model": loaded.module.state_dict(), "args": {"samples": 8, "min_size": 192}}, path)
+    state = torch.load(path)["model"]
+    assert zoo.get_family("regionfeat").detect(state) == 1.0
+    assert zoo.get_family("relation").detect(state) < 0.5
+    again = zoo.load_model(weights=str(path))
+    assert again.family.name == "regionfeat"
+    assert (again.config["parts"], again.config["region_geo_dim"], again.config["region_value"]) == (3, 16, "shared")
+    assert (again.config["backbone"], again.config["fpn_channels"], again.config["num_classes"]) == ("resnet18", 32, 4)

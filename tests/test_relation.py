@@ -53,9 +53,7 @@ def naive_relation(module: RelationModule, features: torch.Tensor, boxes: torch.
     weight = torch.zeros_like(omega_g)
     for h in range(h_n):
         for n in range(n_obj):
-            num = [
-                max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m])) for m in range(n_obj)
-            ]
+            num = [max(float(omega_g[h, n, m]), 1e-6) * math.exp(float(omega_a[h, n, m])) for m in range(n_obj)]
             for m in range(n_obj):
                 weight[h, n, m] = num[m] / sum(num)
     out = features.clone()
@@ -220,3 +218,286 @@ def test_duplicate_removal_records_its_relation(rng):
     w = rec._single["relation/nms/weight"]
     assert w.shape == (3, 4, 5, 5)
     np.testing.assert_allclose(w.sum(-1).numpy(), 1.0, atol=1e-12)
+
+
+# -- the detector ----------------------------------------------------------------------------------------
+TINY = dict(
+    backbone="resnet18",
+    fpn_channels=32,
+    min_size=96,
+    max_size=128,
+    proposals=24,
+    rpn_pre_nms_top_n_test=100,
+    representation=64,
+    key_dim=64,
+    heads=8,
+    geo_dim=32,
+    first_n=12,
+    nms_rank_dim=32,
+    nms_key_dim=32,
+    nms_embed=16,
+    num_classes=5,
+    score_thresh=0.0,
+    norm="batch",
+)
+
+
+def _image(rng) -> np.ndarray:
+    img = np.full((96, 128, 3), 190, np.uint8)
+    img[10:50, 15:60] = (220, 40, 40)
+    img[55:90, 70:120] = (40, 40, 220)
+    return img
+
+
+def _run(family_name: str, config: dict, image: np.ndarray, threshold: float = 0.0, **extra):
+    from relviz import zoo
+
+    fam = zoo.get_family(family_name)
+    torch.manual_seed(0)
+    module = fam.build({**fam.default_config(), **config}).eval()
+    loaded = zoo.LoadedModel(
+        fam, "tiny", module, {**fam.default_config(), **config}, torch.device("cpu"), torch.float32
+    )
+    source = {"path": "memory", "kind": "image", "frame": 0, "size": [image.shape[1], image.shape[0]]}
+    with torch.inference_mode():
+        return fam.run(loaded, [image], source, zoo.RunOptions(threshold=threshold, extra=extra)), loaded
+
+
+def test_torchvision_body_loads_strictly_into_the_relation_detector(tmp_path):
+    import torchvision
+
+    from relviz.core.errors import CheckpointError
+    from relviz.models.rcnn import build_relation_rcnn, load_torchvision_body
+
+    torch.manual_seed(1)
+    tv = torchvision.models.detection.fasterrcnn_resnet50_fpn(
+        weights=None,
+        weights_backbone=None,
+        min_size=128,
+        max_size=160,
+        box_score_thresh=0.0,
+        rpn_pre_nms_top_n_test=200,
+        rpn_post_nms_top_n_test=100,
+    ).eval()
+    state = tv.state_dict()
+    model = build_relation_rcnn(
+        {
+            "min_size": 128,
+            "max_size": 160,
+            "score_thresh": 0.0,
+            "rpn_pre_nms_top_n_test": 200,
+            "proposals": 100,
+            "nms": "nms",
+        }
+    ).eval()
+    loaded = load_torchvision_body(model, state, head=True)
+    assert any(k.startswith("backbone.body.layer4") for k in loaded) and any(k.startswith("rpn.") for k in loaded)
+    own = model.state_dict()
+    for key in loaded:
+        assert torch.equal(own[key], state[key]), key
+    # the relation modules are not in a torchvision file and keep their own initialisation
+    assert not any("relations" in k for k in loaded)
+
+    # with the relation modules' output projections at zero, eq. (6) is the identity and the detector is
+    # torchvision's: same detections from the same weights
+    with torch.no_grad():
+        for rm in model.roi_heads.box_head.relations:
+            rm.linear_out.weight.zero_()
+            rm.linear_out.bias.zero_()
+        image = torch.rand(3, 128, 160, generator=torch.Generator().manual_seed(0))
+        ours = model([image])[0]
+        theirs = tv([image])[0]
+    assert len(theirs["boxes"]) > 0
+    for key in ("boxes", "scores", "labels"):
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-4)
+
+    broken = {k: v for k, v in state.items() if k != "rpn.head.cls_logits.bias"}
+    with pytest.raises(CheckpointError, match="missing keys: rpn.head.cls_logits.bias"):
+        load_torchvision_body(model, broken)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_torchvision_body(build_relation_rcnn({"backbone": "resnet18"}), state)
+
+
+def test_torchvision_body_through_the_zoo(tmp_path):
+    """``--weights none --config body=PATH`` with a small torchvision-format Faster R-CNN (ResNet-18 FPN)."""
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    from relviz import zoo
+    from relviz.core.errors import CheckpointError
+
+    torch.manual_seed(2)
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=3)
+    tv = FasterRCNN(backbone, num_classes=5)
+    state = tv.state_dict()
+    path = tmp_path / "fasterrcnn_r18.pth"
+    # the file leaves out fc6/fc7 (large); its predictor is 1024 wide, so only the body is asked for
+    torch.save({k: v for k, v in state.items() if not k.startswith("roi_heads.box_head.")}, path)
+    overrides = {**TINY, "fpn_channels": 256, "body": str(path), "body_head": False}
+    lm = zoo.load_model("relation-rcnn-r50-fpn", "none", overrides=overrides)
+    own = lm.module.state_dict()
+    for key in (
+        "backbone.body.layer3.1.conv2.weight",
+        "backbone.fpn.layer_blocks.3.0.weight",
+        "rpn.head.bbox_pred.weight",
+    ):
+        assert torch.equal(own[key], state[key]), key
+    # the torchvision file itself is refused as a relation checkpoint, with the way to use it
+    with pytest.raises(CheckpointError, match="plain Faster R-CNN checkpoint .*body=PATH"):
+        zoo.load_model("relation-rcnn-r50-fpn", str(path))
+
+
+def test_detections_map_to_their_proposal_rows(rng):
+    from relviz.models.rcnn import build_relation_rcnn  # noqa: F401  (the family builds it)
+
+    image = _image(rng)
+    for nms in ("nms", "learned"):
+        trace, loaded = _run("relation", {**TINY, "nms": nms}, image)
+        n = len(trace["detections/scores"])
+        assert n > 0
+        boxes = trace["relation/fc1/boxes"]
+        rows = trace["detections/proposal"]
+        assert rows.min() >= 0 and rows.max() < len(boxes)
+        assert trace["relation/fc1/weight"].shape == (8, len(boxes), len(boxes))
+        if nms == "learned":
+            nrow = trace["detections/nms_row"]
+            assert (nrow >= 0).all()
+            np.testing.assert_allclose(trace["relation/nms/boxes"][nrow], trace["detections/boxes"], atol=1e-4)
+            assert np.array_equal(trace["relation/nms/proposal"][nrow], rows)
+            assert np.array_equal(trace["relation/nms/labels"][nrow], trace["detections/labels"])
+            final = trace["relation/nms/scores"][nrow] * trace["relation/nms/keep"][nrow].mean(-1)
+            np.testing.assert_allclose(final, trace["detections/scores"], rtol=1e-5)
+            w = trace["relation/nms/weight"]
+            np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+            # block-diagonal: no relation across classes
+            labels = trace["relation/nms/labels"]
+            assert np.all(w[:, labels[:, None] != labels[None, :]] == 0)
+        else:
+            assert "relation/nms/weight" not in trace
+
+
+def test_detection_boxes_are_their_proposals_when_regression_is_zero(rng):
+    image = _image(rng)
+    from relviz import zoo
+
+    fam = zoo.get_family("relation")
+    cfg = {**fam.default_config(), **TINY, "nms": "nms"}
+    torch.manual_seed(0)
+    module = fam.build(cfg).eval()
+    with torch.no_grad():
+        module.roi_heads.box_predictor.bbox_pred.weight.zero_()
+        module.roi_heads.box_predictor.bbox_pred.bias.zero_()
+    loaded = zoo.LoadedModel(fam, "tiny", module, cfg, torch.device("cpu"), torch.float32)
+    source = {"path": "memory", "kind": "image", "frame": 0, "size": [128, 96]}
+    with torch.inference_mode():
+        trace = fam.run(loaded, [image], source, zoo.RunOptions(threshold=0.0))
+    props = trace["relation/fc2/boxes"][trace["detections/proposal"]]
+    np.testing.assert_allclose(trace["detections/boxes"], props, atol=1e-3)
+
+
+def test_relation_checkpoint_round_trip_infers_the_architecture(tmp_path, rng):
+    from safetensors.torch import save_file
+
+    from relviz import zoo
+    from relviz.core.errors import CheckpointError
+
+    image = _image(rng)
+    trace, loaded = _run("relation", TINY, image)
+    path = tmp_path / "tiny.pth"
+    torch.save(
+        {
+            "model": loaded.module.state_dict(),
+            "args": {"min_size": 96, "max_size": 128, "proposals": 24, "score_thresh": 0.0, "first_n": 12},
+        },
+        path,
+    )
+    assert zoo.guess_family(torch.load(path)["model"])[0] == "relation"
+    again = zoo.load_model(weights=str(path))
+    assert again.family.name == "relation"
+    for key in ("backbone", "fpn_channels", "heads", "key_dim", "geo_dim", "num_classes", "nms_embed"):
+        assert again.config[key] == TINY[key], key
+    source = {"path": "memory", "kind": "image", "frame": 0, "size": [128, 96]}
+    with torch.inference_mode():
+        t2 = again.family.run(again, [image], source, zoo.RunOptions(threshold=0.0))
+    np.testing.assert_allclose(t2["detections/scores"], trace["detections/scores"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(t2["relation/fc1/weight"], trace["relation/fc1/weight"], rtol=1e-4, atol=1e-6)
+
+    # a region-feature checkpoint given as a relation model: a sentence, not a traceback
+    _, reg = _run(
+        "regionfeat",
+        {k: v for k, v in TINY.items() if k in zoo.get_family("regionfeat").default_config()} | {"samples": 8},
+        image,
+    )
+    rpath = tmp_path / "region.safetensors"
+    save_file({k: v.contiguous() for k, v in reg.module.state_dict().items()}, str(rpath))
+    with pytest.raises(CheckpointError, match="region-feature detector"):
+        zoo.load_model("relation-rcnn-r50-fpn", str(rpath))
+    assert zoo.load_model(weights=str(rpath), overrides={"samples": 8}).family.name == "regionfeat"
+
+
+def test_unknown_setting_is_refused():
+    from relviz import zoo
+    from relviz.core.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="unknown setting 'parts'"):
+        zoo.load_model("relation-rcnn-r50-fpn", "none", overrides={"parts": 5})
+
+
+@pytest.mark.parametrize("family", ["relation", "regionfeat"])
+def test_training_step_gives_losses_and_gradients(family):
+    from relviz import zoo
+
+    fam = zoo.get_family(family)
+    cfg = {
+        **fam.default_config(),
+        **{k: v for k, v in TINY.items() if k in fam.default_config()},
+        "box_batch_size_per_image": 64,
+        "rpn_post_nms_top_n_train": 100,
+        "rpn_pre_nms_top_n_train": 200,
+    }
+    if family == "regionfeat":
+        cfg["samples"] = 8
+    torch.manual_seed(0)
+    model = fam.build(cfg).train()
+    images = [torch.rand(3, 96, 128)]
+    targets = [
+        {"boxes": torch.tensor([[10.0, 10.0, 50.0, 40.0], [60.0, 50.0, 120.0, 90.0]]), "labels": torch.tensor([1, 3])}
+    ]
+    losses = model(images, targets)
+    expected = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    if family == "relation":
+        expected.add("loss_duplicate")
+    assert expected <= set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    if family == "relation":
+        grads = [
+            model.roi_heads.box_head.relations[0].query.weight.grad,
+            model.roi_heads.duplicate_removal.logit.weight.grad,
+        ]
+    else:
+        grads = [
+            model.roi_heads.box_roi_pool.geometry_fc.weight.grad,
+            model.roi_heads.box_roi_pool.appearance_fc.weight.grad,
+        ]
+    for grad in grads:
+        assert grad is not None and grad.abs().sum() > 0
+
+
+def test_duplicate_targets_mark_the_first_match_per_ground_truth():
+    from relviz.models.rcnn import duplicate_targets
+
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    boxes = torch.tensor(
+        [
+            [1.0, 0.0, 11.0, 10.0],  # rank 0: IoU 9/11 ≈ 0.82 with gt 0
+            [0.0, 0.0, 10.0, 10.0],  # rank 1: IoU 1.0 with gt 0 (a duplicate, ranked lower)
+            [50.0, 50.0, 60.0, 64.0],  # rank 2: IoU 100/140 ≈ 0.71 with gt 1
+            [30.0, 30.0, 40.0, 40.0],  # rank 3: matches nothing
+        ]
+    )
+    thresholds = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9])
+    goal = duplicate_targets(boxes, gt, thresholds)
+    expected = torch.tensor([[1, 1, 1, 1, 0], [0, 0, 0, 0, 1], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], dtype=goal.dtype)
+    assert torch.equal(goal, expected)

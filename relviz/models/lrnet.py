@@ -144,7 +144,6 @@ class LocalRelation2d(nn.Module):
         dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
         scale = float(max(c, 1))
         self.register_buffer("offsets", torch.stack([dx, dy])[None] / scale, persistent=False)  # (1,2,k,k)
-        self.register_buffer("channel_group", torch.arange(channels) // m, persistent=False)
 
     def extra_repr(self) -> str:
         return (
@@ -201,7 +200,7 @@ class LocalRelation2d(nn.Module):
             logits = (app + geom).masked_fill(~valid, float("-inf"))
             weight = torch.softmax(logits, dim=2)  # over the window; cells outside the image get 0
             # every channel takes its group's weights: the m channels of a group share one aggregation
-            out[:, :, r0:r1] = (ux * weight[:, self.channel_group]).sum(2).view(b, c, r1 - r0, wo)
+            out[:, :, r0:r1] = self._weighted_sum(ux, weight).view(b, c, r1 - r0, wo)
             if full:
                 apps.append(app.masked_fill(~valid, 0.0).view(b, g, k * k, r1 - r0, wo))
                 weights.append(weight.view(b, g, k * k, r1 - r0, wo))
@@ -229,6 +228,23 @@ class LocalRelation2d(nn.Module):
             }
         return out
 
+    def _weighted_sum(self, ux: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Σ over the window of x · ω, each channel with its group's ω: (B, C, k², n), (B, G, k², n) → (B, C, n).
+
+        The full groups go through a broadcast over a (G, m) view of the channels (no gathered copy of ω);
+        a last, smaller group (C not divisible by m) is handled on its own.
+        """
+        b, c, kk, n = ux.shape
+        full = c // self.m
+        cf = full * self.m
+        parts = []
+        if full:
+            xs = ux[:, :cf].reshape(b, full, self.m, kk, n)
+            parts.append((xs * weight[:, :full, None]).sum(3).reshape(b, cf, n))
+        if cf < c:
+            parts.append((ux[:, cf:] * weight[:, full : full + 1]).sum(2))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
 
 class LRBottleneck(nn.Module):
     """1×1 → k×k local relation → 1×1, with batch norm and a projection shortcut where shapes change."""
@@ -244,9 +260,7 @@ class LRBottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -266,9 +280,7 @@ class LRNet(nn.Module):
         stem = int(cfg["stem_width"])
         self.conv1 = nn.Conv2d(3, stem, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
-        self.stem_lr = LocalRelation2d(
-            stem, cfg["kernel_size"], cfg["m"], 2, cfg["composability"], name="stem"
-        )
+        self.stem_lr = LocalRelation2d(stem, cfg["kernel_size"], cfg["m"], 2, cfg["composability"], name="stem")
         self.bn2 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)

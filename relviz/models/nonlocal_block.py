@@ -23,7 +23,7 @@ The released code implements the embedded Gaussian (and dot product); the Gaussi
 forms follow the paper: the Gaussian uses x itself (sub-sampled like φ) for both sides of eq. (2), and
 concatenation splits w_f into its θ and φ halves, so ReLU(w_θᵀθ_i + w_φᵀφ_j) needs no N×N×2d tensor.
 
-Capture (trace contract): ``nonlocal/<block>/attn`` (B·) (Tq·Hq·Wq, Tk·Hk·Wk) — the normalised f/C(x)
+Capture (trace contract): ``nonlocal/<block>/attn`` (Tq·Hq·Wq, Tk·Hk·Wk) — the normalised f/C(x)
 rows; for the two softmax forms it is recorded as its factors (θ, φ and the scale) and materialised on
 demand; for dot product and concatenation also ``nonlocal/<block>/pairwise``, the un-normalised f.
 """
@@ -164,9 +164,7 @@ class NonLocalBlock(nn.Module):
         prefix = f"nonlocal/{self.name}"
         if factors:
             # (B, 1, N, d): one "head"; the zoo drops the singleton axes so the tensor is (Nq, Nk)
-            rec.append_attention(
-                f"{prefix}/attn", factors["q"][:, None], factors["k"][:, None], factors["scale"]
-            )
+            rec.append_attention(f"{prefix}/attn", factors["q"][:, None], factors["k"][:, None], factors["scale"])
         else:
             rec.set(f"{prefix}/attn", attn)
             rec.set(f"{prefix}/pairwise", pairwise)
@@ -175,7 +173,7 @@ class NonLocalBlock(nn.Module):
         rec.meta.setdefault("nonlocal_blocks", {})[self.name] = {
             "instantiation": self.instantiation,
             "dim": self.dim,
-            "scale": bool(self.scale),
+            "scale": bool(self.scale and self.instantiation == "embedded"),
             "subsample": bool(self.subsample),
             "query_shape": list(qshape),
             "key_shape": list(kshape),

@@ -20,6 +20,9 @@ body (``backbone.*``, ``rpn.*``) of a torchvision checkpoint loads strictly
 - **Region-feature detector** (Gu et al. 2018): torchvision's 2fc head, with RoIAlign replaced by
   :class:`~relviz.models.region_features.RegionFeatureExtractor`.
 
+Training (``model.train(); model(images, targets)``) returns torchvision's four losses, plus
+``loss_duplicate`` for the duplicate-removal module (:meth:`RelationRoIHeads.duplicate_loss`).
+
 The eval-mode output of both adds ``proposal`` (N,): for each detection, the row of the proposal it
 came from (its row in ``relation/fc1`` …), and for the learned duplicate removal ``nms_row``.
 """
@@ -37,6 +40,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
+from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 from torchvision.ops import misc as misc_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
@@ -81,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "nms_key_dim": 1024,
     "iou_thresholds": [0.5, 0.6, 0.7, 0.8, 0.9],
     "nms_score": "mean",  # mean | one of iou_thresholds
-    "nms_record_classes": 8,  # classes whose duplicate-removal relations a trace keeps
+    "nms_record_classes": 4,  # classes whose duplicate-removal relations a trace keeps (memory: M² per head)
     # learned region features
     "parts": 7,
     "samples": 28,
@@ -90,8 +94,33 @@ DEFAULTS: dict[str, Any] = {
     "region_value": "per_part",
 }
 
-_RESNETS = {"resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "resnet50": resnet.resnet50,
-            "resnet101": resnet.resnet101}
+#: settings only one of the two detectors has
+RELATION_ONLY = frozenset(
+    {
+        "pool_size",
+        "relation_modules",
+        "heads",
+        "key_dim",
+        "geo_dim",
+        "duplicate_removal",
+        "nms",
+        "first_n",
+        "nms_embed",
+        "nms_rank_dim",
+        "nms_key_dim",
+        "iou_thresholds",
+        "nms_score",
+        "nms_record_classes",
+    }
+)
+REGION_ONLY = frozenset({"parts", "samples", "enlarge", "region_geo_dim", "region_value"})
+
+_RESNETS = {
+    "resnet18": resnet.resnet18,
+    "resnet34": resnet.resnet34,
+    "resnet50": resnet.resnet50,
+    "resnet101": resnet.resnet101,
+}
 
 
 def build_backbone(cfg: dict[str, Any]) -> BackboneWithFPN:
@@ -108,16 +137,43 @@ def build_backbone(cfg: dict[str, Any]) -> BackboneWithFPN:
         if all(not name.startswith(layer) for layer in layers):
             parameter.requires_grad_(False)
     in_channels = body.inplanes // 8  # layer1's output width
-    return BackboneWithFPN(body, {f"layer{k}": str(v) for v, k in enumerate((1, 2, 3, 4))},
-                           [in_channels * 2**i for i in range(4)], int(cfg["fpn_channels"]),
-                           extra_blocks=LastLevelMaxPool())
+    return BackboneWithFPN(
+        body,
+        {f"layer{k}": str(v) for v, k in enumerate((1, 2, 3, 4))},
+        [in_channels * 2**i for i in range(4)],
+        int(cfg["fpn_channels"]),
+        extra_blocks=LastLevelMaxPool(),
+    )
+
+
+def duplicate_targets(boxes: torch.Tensor, gt: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """(N, T) 0/1: for rank-ordered ``boxes`` (N, 4) of one class and its ground truth ``gt`` (G, 4),
+    the highest-ranked box with IoU ≥ t to each ground-truth box is 1 for threshold t, the rest 0."""
+    n = len(boxes)
+    goal = torch.zeros(n, len(thresholds), device=boxes.device)
+    if len(gt) == 0 or n == 0:
+        return goal
+    iou = box_ops.box_iou(boxes, gt)  # (N, G)
+    hit = iou[None] >= thresholds[:, None, None]  # (T, N, G)
+    ranks = torch.arange(n, device=boxes.device)[None, :, None].expand_as(hit)
+    best = torch.where(hit, ranks, n).amin(dim=1)  # (T, G): highest-ranked match of each ground truth
+    for t in range(len(thresholds)):
+        goal[best[t][best[t] < n], t] = 1.0
+    return goal
 
 
 class RelationBoxHead(nn.Module):
     """fc6 → RM → ReLU → fc7 → RM → ReLU over the proposals of each image (paper Fig. 2 left, 2fc+RM)."""
 
-    def __init__(self, in_features: int, representation: int = 1024, relation_modules: int = 2,
-                 heads: int = 16, key_dim: int = 1024, geo_dim: int = 64) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        representation: int = 1024,
+        relation_modules: int = 2,
+        heads: int = 16,
+        key_dim: int = 1024,
+        geo_dim: int = 64,
+    ) -> None:
         super().__init__()
         self.fc6 = nn.Linear(in_features, representation)
         self.fc7 = nn.Linear(representation, representation)
@@ -149,9 +205,16 @@ class RelationRoIHeads(RoIHeads):
     """torchvision's RoIHeads with a box head that sees the proposals' boxes, the proposal index of
     every detection, and the learned duplicate removal."""
 
-    def __init__(self, *args, duplicate_removal: DuplicateRemoval | None = None, nms: str = "learned",
-                 first_n: int = 100, nms_score: str | float = "mean", nms_record_classes: int = 8,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        duplicate_removal: DuplicateRemoval | None = None,
+        nms: str = "learned",
+        first_n: int = 100,
+        nms_score: str | float = "mean",
+        nms_record_classes: int = 8,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.duplicate_removal = duplicate_removal
         self.nms_mode = nms
@@ -172,8 +235,51 @@ class RelationRoIHeads(RoIHeads):
         class_logits, box_regression = self.box_predictor(box_features)
         if self.training:
             loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
-            return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            if self.duplicate_removal is not None:
+                losses["loss_duplicate"] = self.duplicate_loss(
+                    box_features, class_logits, box_regression, proposals, image_shapes, targets
+                )
+            return [], losses
         return self.postprocess(box_features, class_logits, box_regression, proposals, image_shapes), {}
+
+    def duplicate_loss(self, box_features, class_logits, box_regression, proposals, image_shapes, targets):
+        """Binary cross-entropy of the final scores s0 · s1 against duplicate-removal targets (paper §4.3).
+
+        For each ground-truth class of an image, its top ``first_n`` detections by s0 (over the sampled
+        RoIs); for IoU threshold t, the highest-ranked detection with IoU ≥ t to a ground-truth box is its
+        one positive, every other detection a negative (the official ``nms_multi_target``).  s0 and the
+        boxes carry no gradient (they are inputs to the module); the appearance features do.
+        """
+        dr = self.duplicate_removal
+        sizes = [len(p) for p in proposals]
+        pred_boxes = self.box_coder.decode(box_regression.detach(), proposals).split(sizes)
+        pred_scores = F.softmax(class_logits.detach(), -1).split(sizes)
+        thresholds = torch.tensor(dr.iou_thresholds, device=class_logits.device)
+        losses = []
+        for boxes, scores, feats, shape, target in zip(
+            pred_boxes, pred_scores, box_features.split(sizes), image_shapes, targets, strict=True
+        ):
+            boxes = box_ops.clip_boxes_to_image(boxes, shape)
+            classes = target["labels"].unique()
+            classes = classes[classes > 0]
+            if len(classes) == 0 or len(scores) == 0:
+                continue
+            first = min(self.first_n, len(scores))
+            s0, rows = scores[:, classes].t().topk(first, dim=1)  # (G, first)
+            cls_boxes = boxes[rows, classes[:, None]]  # (G, first, 4)
+            s1 = dr(feats[rows], cls_boxes, record=False)  # (G, first, T)
+            goal = torch.stack(
+                [
+                    duplicate_targets(cls_boxes[g], target["boxes"][target["labels"] == c], thresholds)
+                    for g, c in enumerate(classes.tolist())
+                ]
+            ).to(s1.dtype)
+            final = (s0.unsqueeze(-1) * s1).clamp(1e-6, 1 - 1e-6)
+            losses.append(F.binary_cross_entropy(final, goal))
+        if not losses:
+            return box_features.sum() * 0.0
+        return torch.stack(losses).mean()
 
     def _final_scores(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         if self.nms_score == "mean":
@@ -203,8 +309,9 @@ class RelationRoIHeads(RoIHeads):
             keep = keep[box_ops.remove_small_boxes(boxes[keep], min_size=1e-2)]
             keep = keep[box_ops.batched_nms(boxes[keep], scores[keep], labels[keep], self.nms_thresh)]
             keep = keep[: self.detections_per_img]
-            results.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep],
-                            "proposal": rows[keep]})
+            results.append(
+                {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep], "proposal": rows[keep]}
+            )
         return results
 
     def _learned(self, boxes: torch.Tensor, scores: torch.Tensor, feat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -223,8 +330,12 @@ class RelationRoIHeads(RoIHeads):
         keep = keep[box_ops.remove_small_boxes(cls_boxes.reshape(-1, 4)[keep], min_size=1e-2)]
         keep = keep[flat[keep].argsort(descending=True)][: self.detections_per_img]
         cls_of, rank_of = keep // first, keep % first
-        out = {"boxes": cls_boxes[cls_of, rank_of], "scores": flat[keep], "labels": labels[cls_of, rank_of],
-               "proposal": rows[cls_of, rank_of]}
+        out = {
+            "boxes": cls_boxes[cls_of, rank_of],
+            "scores": flat[keep],
+            "labels": labels[cls_of, rank_of],
+            "proposal": rows[cls_of, rank_of],
+        }
         rec = active_recorder()
         if rec is not None:
             out["nms_row"] = self._record_nms(rec, cls_of, rank_of, cls_feats, cls_boxes, s0, s1, rows, first)
@@ -252,7 +363,7 @@ class RelationRoIHeads(RoIHeads):
         def block(t: torch.Tensor) -> torch.Tensor:
             full = t.new_zeros(h, m, m)
             for i in range(g):
-                full[:, i * first:(i + 1) * first, i * first:(i + 1) * first] = t[i]
+                full[:, i * first : (i + 1) * first, i * first : (i + 1) * first] = t[i]
             return full[None]
 
         rec.set("relation/nms/weight", block(weight))
@@ -276,27 +387,48 @@ def _faster_rcnn(cfg: dict[str, Any]) -> FasterRCNN:
     sizes = tuple((int(s),) for s in cfg["anchor_sizes"])
     anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     return FasterRCNN(
-        backbone, num_classes=int(cfg["num_classes"]), min_size=int(cfg["min_size"]), max_size=int(cfg["max_size"]),
+        backbone,
+        num_classes=int(cfg["num_classes"]),
+        min_size=int(cfg["min_size"]),
+        max_size=int(cfg["max_size"]),
         rpn_anchor_generator=anchors,
         rpn_pre_nms_top_n_train=int(cfg["rpn_pre_nms_top_n_train"]),
         rpn_post_nms_top_n_train=int(cfg["rpn_post_nms_top_n_train"]),
         rpn_pre_nms_top_n_test=int(cfg["rpn_pre_nms_top_n_test"]),
         rpn_post_nms_top_n_test=int(cfg["proposals"]),
-        box_score_thresh=float(cfg["score_thresh"]), box_nms_thresh=float(cfg["nms_thresh"]),
+        box_score_thresh=float(cfg["score_thresh"]),
+        box_nms_thresh=float(cfg["nms_thresh"]),
         box_detections_per_img=int(cfg["detections_per_img"]),
         box_batch_size_per_image=int(cfg["box_batch_size_per_image"]),
     )
 
 
-def _swap_roi_heads(model: FasterRCNN, box_roi_pool: nn.Module, box_head: nn.Module,
-                    representation: int, cfg: dict[str, Any], duplicate_removal: DuplicateRemoval | None) -> None:
+def _swap_roi_heads(
+    model: FasterRCNN,
+    box_roi_pool: nn.Module,
+    box_head: nn.Module,
+    representation: int,
+    cfg: dict[str, Any],
+    duplicate_removal: DuplicateRemoval | None,
+) -> None:
     old = model.roi_heads
     model.roi_heads = RelationRoIHeads(
-        box_roi_pool, box_head, FastRCNNPredictor(representation, int(cfg["num_classes"])),
-        0.5, 0.5, int(cfg["box_batch_size_per_image"]), 0.25, None,
-        old.score_thresh, old.nms_thresh, old.detections_per_img,
-        duplicate_removal=duplicate_removal, nms=str(cfg["nms"]), first_n=int(cfg["first_n"]),
-        nms_score=cfg["nms_score"], nms_record_classes=int(cfg["nms_record_classes"]),
+        box_roi_pool,
+        box_head,
+        FastRCNNPredictor(representation, int(cfg["num_classes"])),
+        0.5,
+        0.5,
+        int(cfg["box_batch_size_per_image"]),
+        0.25,
+        None,
+        old.score_thresh,
+        old.nms_thresh,
+        old.detections_per_img,
+        duplicate_removal=duplicate_removal,
+        nms=str(cfg["nms"]),
+        first_n=int(cfg["first_n"]),
+        nms_score=cfg["nms_score"],
+        nms_record_classes=int(cfg["nms_record_classes"]),
     )
 
 
@@ -313,13 +445,26 @@ def build_relation_rcnn(config: dict[str, Any] | None = None) -> FasterRCNN:
     _check(cfg)
     model = _faster_rcnn(cfg)
     rep = int(cfg["representation"])
-    pool = model.roi_heads.box_roi_pool
-    head = RelationBoxHead(int(cfg["fpn_channels"]) * int(cfg["pool_size"]) ** 2, rep,
-                           int(cfg["relation_modules"]), int(cfg["heads"]), int(cfg["key_dim"]), int(cfg["geo_dim"]))
+    pool = MultiScaleRoIAlign(["0", "1", "2", "3"], int(cfg["pool_size"]), sampling_ratio=2)
+    head = RelationBoxHead(
+        int(cfg["fpn_channels"]) * int(cfg["pool_size"]) ** 2,
+        rep,
+        int(cfg["relation_modules"]),
+        int(cfg["heads"]),
+        int(cfg["key_dim"]),
+        int(cfg["geo_dim"]),
+    )
     dr = None
     if cfg["duplicate_removal"]:
-        dr = DuplicateRemoval(rep, int(cfg["nms_embed"]), int(cfg["nms_rank_dim"]), int(cfg["nms_key_dim"]),
-                              int(cfg["heads"]), int(cfg["geo_dim"]), tuple(cfg["iou_thresholds"]))
+        dr = DuplicateRemoval(
+            rep,
+            int(cfg["nms_embed"]),
+            int(cfg["nms_rank_dim"]),
+            int(cfg["nms_key_dim"]),
+            int(cfg["heads"]),
+            int(cfg["geo_dim"]),
+            tuple(cfg["iou_thresholds"]),
+        )
     _swap_roi_heads(model, pool, head, rep, cfg, dr)
     return model
 
@@ -331,8 +476,9 @@ def build_regionfeat_rcnn(config: dict[str, Any] | None = None) -> FasterRCNN:
     cfg["nms"] = "nms"
     model = _faster_rcnn(cfg)
     parts, ch = int(cfg["parts"]), int(cfg["fpn_channels"])
-    pool = RegionFeatureExtractor(ch, ch, parts, int(cfg["samples"]), float(cfg["enlarge"]),
-                                  int(cfg["region_geo_dim"]), str(cfg["region_value"]))
+    pool = RegionFeatureExtractor(
+        ch, ch, parts, int(cfg["samples"]), float(cfg["enlarge"]), int(cfg["region_geo_dim"]), str(cfg["region_value"])
+    )
     rep = int(cfg["representation"])
     head = TwoMLPHead(ch * parts * parts, rep)
     _swap_roi_heads(model, pool, head, rep, cfg, None)
@@ -360,8 +506,11 @@ def load_torchvision_body(model: nn.Module, state_dict: dict[str, torch.Tensor],
         own = {k: v for k, v in own.items() if k.startswith(("backbone.", "rpn.")) or k in given}
     missing = sorted(k for k in own if k not in given)
     unexpected = sorted(k for k in given if k not in own)
-    mismatched = [(k, tuple(given[k].shape), tuple(v.shape)) for k, v in own.items()
-                  if k in given and tuple(given[k].shape) != tuple(v.shape)]
+    mismatched = [
+        (k, tuple(given[k].shape), tuple(v.shape))
+        for k, v in own.items()
+        if k in given and tuple(given[k].shape) != tuple(v.shape)
+    ]
     report = FitReport(missing, unexpected, mismatched)
     if not report.ok:
         raise CheckpointError(f"the torchvision Faster R-CNN body does not fit: {report.describe()}")
@@ -369,8 +518,9 @@ def load_torchvision_body(model: nn.Module, state_dict: dict[str, torch.Tensor],
     return sorted(given)
 
 
-def run_detector(model: FasterRCNN, image: torch.Tensor, min_size: int | None = None,
-                 max_size: int | None = None) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
+def run_detector(
+    model: FasterRCNN, image: torch.Tensor, min_size: int | None = None, max_size: int | None = None
+) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
     """Detections of one (3, H, W) image in [0, 1] (boxes in its pixels), and the model input's (h, w).
 
     ``min_size``/``max_size`` override the transform's resize for this call (shorter / longer side).

@@ -1,7 +1,9 @@
 """Learned region features (Gu, Hu, Wang, Wei, Dai, "Learning Region Features for Object Detection",
 ECCV 2018): a drop-in replacement for RoIAlign in a Faster R-CNN box head.
 
-For a box b and each of K parts (K = 7×7 by default), the part feature is (paper eqs. 3–6)
+For a box b and each of K parts (K = 7×7 by default), the part feature is (paper §3: the general form
+y_k(b) = Σ_p w_k ⊙ f(p) of region feature extraction, with learned weights; notation of the issue, where
+p is an image position and x(p) the feature there)
 
     y_k(b) = Σ_{p ∈ Ω_b} w_k(b, p, x) ⊙ W_k x(p),
     w_k(b, p, x) = exp(G_k(b, p) + A_k(x, p)) / Σ_{p'} exp(G_k(b, p') + A_k(x, p')),
@@ -110,9 +112,7 @@ class RegionFeatureExtractor(nn.Module):
         w = boxes[:, 2] - boxes[:, 0]
         h = boxes[:, 3] - boxes[:, 1]
         rel = self.relative_grid.to(boxes.dtype)
-        return torch.stack(
-            [cx[:, None] + rel[None, :, 0] * w[:, None], cy[:, None] + rel[None, :, 1] * h[:, None]], -1
-        )
+        return torch.stack([cx[:, None] + rel[None, :, 0] * w[:, None], cy[:, None] + rel[None, :, 1] * h[:, None]], -1)
 
     def _levels(self, boxes: torch.Tensor, n_levels: int, k_min: int) -> torch.Tensor:
         # FPN paper eq. (1), as torchvision's LevelMapper, on the (unenlarged) box
@@ -135,10 +135,7 @@ class RegionFeatureExtractor(nn.Module):
         k_min = int(round(-math.log2(scales[0])))
         all_boxes = torch.cat(boxes)
         ids = torch.cat(
-            [
-                torch.full((len(b),), i, dtype=all_boxes.dtype, device=all_boxes.device)
-                for i, b in enumerate(boxes)
-            ]
+            [torch.full((len(b),), i, dtype=all_boxes.dtype, device=all_boxes.device) for i, b in enumerate(boxes)]
         )
         cx = 0.5 * (all_boxes[:, 0] + all_boxes[:, 2])
         cy = 0.5 * (all_boxes[:, 1] + all_boxes[:, 3])

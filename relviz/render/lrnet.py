@@ -239,7 +239,7 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
             if mappables[key] and options.shared_range:
                 right.colorbar(
                     mappables[key][0][1],
-                    ax=[a for a, _ in mappables[key]],
+                    ax=[a for a, _ in mappables[key][:rows]],  # the first column of groups: no overlap
                     location="bottom",
                     shrink=0.9,
                     aspect=12,

@@ -2,12 +2,15 @@
 
 - ``relations``: the selected object's relation to the others on the image (arrows from each of the
   top-k contributing objects to it, width and opacity by value) and its top-k bars for each head;
+  ``--set direction=out`` shows what it contributes to the others instead (its column),
+  ``--set among=detections`` ranks only the proposals that became detections;
 - ``relation-matrix``: the N×N matrix of a module, head (or mean) and term among the detections
   (or all proposals with ``--set rows=proposals``), labelled with the detection indices;
 - ``geometry``: ω_G of each head as a landscape, computed from W_G alone: the value the selected
   object would give a box of its size (× ``--set scale=S``) centred at each pixel; with one
   ``--head`` also the landscape over relative scale (log w ratio × log h ratio) at an offset;
-- ``region-parts``: the K part maps of the selected box (w, G or A) over its support region.
+- ``region-parts``: the K part maps of the selected box (w, G or A) over its support region
+  (``--set part=K``: one part, large, over the whole image).
 
 Rows of a relation matrix are the receiving object n, columns the contributing object m (paper ω^{mn}).
 """
@@ -40,8 +43,9 @@ CONTRIB_COLOR = "#ffd700"
 # -- selection helpers ----------------------------------------------------------------------------------
 def _check_family(trace: Trace, family: str, view: str) -> None:
     if trace.family != family:
-        raise BadInputError(f"view {view!r} needs a {family} trace, but this trace is from "
-                            f"{trace.family or 'an unknown family'}")
+        raise BadInputError(
+            f"view {view!r} needs a {family} trace, but this trace is from {trace.family or 'an unknown family'}"
+        )
 
 
 def relation_modules(trace: Trace) -> list[str]:
@@ -76,8 +80,10 @@ def object_row(trace: Trace, obj: int, module: str) -> int:
     if module == "nms":
         row = int(trace["detections/nms_row"][obj])
         if row < 0:
-            raise BadInputError(f"detection {obj}'s class was not among the classes whose duplicate-removal "
-                                "relations were recorded (raise --config nms_record_classes)")
+            raise BadInputError(
+                f"detection {obj}'s class was not among the classes whose duplicate-removal "
+                "relations were recorded (raise --config nms_record_classes)"
+            )
         return row
     return int(trace["detections/proposal"][obj])
 
@@ -90,6 +96,16 @@ def _row_names(trace: Trace, module: str) -> dict[int, str]:
         if int(row) >= 0 and int(row) not in out:
             out[int(row)] = f"d{i}"
     return out
+
+
+def _row_label(trace: Trace, module: str, names: dict[int, str], row: int) -> str:
+    """A row's name: its detection ("d3"), else its proposal ("p17") or, for duplicate removal, its class
+    and rank among that class's candidates ("r5")."""
+    if row in names:
+        return names[row]
+    if module == "nms" and "relation/nms/rank" in trace:
+        return f"r{int(trace['relation/nms/rank'][row])}"
+    return f"p{row}"
 
 
 def _centre(box: np.ndarray) -> tuple[float, float]:
@@ -107,8 +123,12 @@ def _no_detections(title: str) -> Figure:
 
 
 # -- relations --------------------------------------------------------------------------------------
-@register_view("relations", ("relation",), "the selected object's relations to the others: arrows on the image "
-               "and top-k bars per head (--module fc1|fc2|nms, --term, --head)")
+@register_view(
+    "relations",
+    ("relation",),
+    "the selected object's relations to the others: arrows on the image "
+    "and top-k bars per head (--module fc1|fc2|nms, --term, --head)",
+)
 def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "relations")
     module = check_module(trace, options.module)
@@ -123,16 +143,37 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     row = object_row(trace, obj, module)
     boxes = trace[f"relation/{module}/boxes"]
     names = _row_names(trace, module)
-    line = select_head(values[:, row, :], head)  # (N,) over contributors
-    k = max(1, min(int(options.top_k), len(line)))
+    direction = str((options.extra or {}).get("direction", "in"))
+    if direction not in ("in", "out"):
+        raise BadInputError(f"direction must be 'in' (what the object receives) or 'out', got {direction!r}")
+    # "in": row n = the object, over contributors m; "out": column m = the object, over receivers n
+    lines = values[:, row, :] if direction == "in" else values[:, :, row]  # (H, N)
+    among = str((options.extra or {}).get("among", "all"))
+    if among not in ("all", "detections"):
+        raise BadInputError(f"among must be 'all' (every proposal) or 'detections', got {among!r}")
+    if among == "detections":  # only rows that became detections compete for the top k
+        mask = np.full(lines.shape[-1], -np.inf)
+        mask[list(names)] = 0.0
+        lines = lines + mask
+    line = select_head(lines, head)
+    k = max(1, min(int(options.top_k), int(np.isfinite(line).sum())))
     top = np.argsort(-line, kind="stable")[:k]
 
     fig = new_figure(*_image_size_fig(trace, options, 13.0))
     sub = fig.subfigures(1, 2, width_ratios=[1.3, 1.0])
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
-    image_axes(ax, trace.image, trace.image_size,
-               f"{TERMS[term]} into detection {obj} ({module}, {head_name}): top {k}")
+    title = f"{TERMS[term]} {'into' if direction == 'in' else 'from'} detection {obj} ({module}, {head_name}): top {k}"
+    if module == "nms" and "relation/nms/keep" in trace:
+        # the duplicate-removal outcome for this candidate: classifier score s0, s1 per IoU threshold
+        thresholds = trace.meta.get("relation", {}).get("iou_thresholds", [])
+        keep = trace["relation/nms/keep"][row]
+        s1 = ", ".join(f"{t:g}: {v:.2f}" for t, v in zip(thresholds, keep, strict=False))
+        title += (
+            f"\nrank {int(trace['relation/nms/rank'][row])} in its class, s0 {trace['relation/nms/scores'][row]:.3f}, "
+            f"s1 {{{s1}}}"
+        )
+    image_axes(ax, trace.image, trace.image_size, title)
     lo, hi = float(line[top].min()), float(line[top].max())
     strength = (line - lo) / (hi - lo) if hi > lo else np.ones_like(line)
     target = _centre(boxes[row])
@@ -140,19 +181,45 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
         if m == row:
             continue
         bx = boxes[m]
-        ax.add_patch(Rectangle((bx[0], bx[1]), bx[2] - bx[0], bx[3] - bx[1], fill=False, linestyle="--",
-                               edgecolor=CONTRIB_COLOR, linewidth=0.5 + 1.5 * float(strength[m]),
-                               alpha=0.3 + 0.7 * float(strength[m])))
-        draw_arrow(ax, _centre(bx), target, float(strength[m]), color=CONTRIB_COLOR)
-        ax.text(bx[0], bx[3], f"{names.get(int(m), f'p{m}')} {line[m]:.3g}", fontsize=5, color="black",
-                va="top", bbox={"facecolor": CONTRIB_COLOR, "alpha": 0.7, "pad": 0.5, "edgecolor": "none"},
-                clip_on=True)
+        ax.add_patch(
+            Rectangle(
+                (bx[0], bx[1]),
+                bx[2] - bx[0],
+                bx[3] - bx[1],
+                fill=False,
+                linestyle="--",
+                edgecolor=CONTRIB_COLOR,
+                linewidth=0.5 + 1.5 * float(strength[m]),
+                alpha=0.3 + 0.7 * float(strength[m]),
+            )
+        )
+        ends = (_centre(bx), target) if direction == "in" else (target, _centre(bx))
+        draw_arrow(ax, *ends, float(strength[m]), color=CONTRIB_COLOR)
+        ax.text(
+            bx[0],
+            bx[3],
+            f"{_row_label(trace, module, names, int(m))} {line[m]:.3g}",
+            fontsize=5,
+            color="black",
+            va="top",
+            bbox={"facecolor": CONTRIB_COLOR, "alpha": 0.7, "pad": 0.5, "edgecolor": "none"},
+            clip_on=True,
+        )
     caps = captions(trace)
-    draw_boxes(ax, trace["detections/boxes"][obj:obj + 1], [caps[obj]], highlight=0)
+    draw_boxes(ax, trace["detections/boxes"][obj : obj + 1], [caps[obj]], highlight=0)
     if module != "nms":
         bx = boxes[row]
-        ax.add_patch(Rectangle((bx[0], bx[1]), bx[2] - bx[0], bx[3] - bx[1], fill=False, linestyle=":",
-                               edgecolor="white", linewidth=0.8))
+        ax.add_patch(
+            Rectangle(
+                (bx[0], bx[1]),
+                bx[2] - bx[0],
+                bx[3] - bx[1],
+                fill=False,
+                linestyle=":",
+                edgecolor="white",
+                linewidth=0.8,
+            )
+        )
 
     # bars: one panel per head (or just the chosen one), top-k contributors each
     panels = [head] if head is not None else [*range(heads), None]
@@ -160,29 +227,34 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     rows = int(np.ceil(len(panels) / cols))
     axes = sub[1].subplots(rows, cols, squeeze=False)
     kb = min(k, 8 if head is None else k)
-    all_vals = [select_head(values[:, row, :], h) for h in panels]
-    xmax = max(float(np.max(v)) for v in all_vals)
-    xmin = min(0.0, min(float(np.min(v)) for v in all_vals))
+    all_vals = [select_head(lines, h) for h in panels]
+    xmax = max(float(np.max(v[np.isfinite(v)])) for v in all_vals)
+    xmin = min(0.0, min(float(np.min(v[np.isfinite(v)])) for v in all_vals))
     for i, a in enumerate(axes.ravel()):
         if i >= len(panels):
             a.axis("off")
             continue
         v = all_vals[i]
         order = np.argsort(-v, kind="stable")[:kb]
-        labels = [names.get(int(m), f"p{m}") + ("*" if m == row else "") for m in order]
+        labels = [_row_label(trace, module, names, int(m)) + ("*" if m == row else "") for m in order]
         a.barh(range(len(order))[::-1], v[order], color="#4363d8" if panels[i] is not None else "#e6194b")
         a.set_yticks(range(len(order))[::-1], labels, fontsize=4 if head is None else 6)
         a.tick_params(axis="x", labelsize=4 if head is None else 6)
         if options.shared_range:
             a.set_xlim(xmin, xmax * 1.05 if xmax > 0 else 1.0)
         a.set_title("mean" if panels[i] is None else f"head {panels[i]}", fontsize=5 if head is None else 8)
-    sub[1].suptitle(f"top {kb} {TERMS[term]} per head (* = itself; dN = detection, pN = proposal)", fontsize=7)
+    sub[1].suptitle(
+        f"top {kb} {TERMS[term]} per head (* = itself; dN = detection, pN = proposal, rN = rank in class)", fontsize=7
+    )
     return fig
 
 
 # -- relation matrix --------------------------------------------------------------------------------
-@register_view("relation-matrix", ("relation",), "N×N relation matrix among the detections (or all proposals: "
-               "--set rows=proposals) for a module, head and term")
+@register_view(
+    "relation-matrix",
+    ("relation",),
+    "N×N relation matrix among the detections (or all proposals: --set rows=proposals) for a module, head and term",
+)
 def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "relation-matrix")
     module = check_module(trace, options.module)
@@ -197,13 +269,18 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     n_det = detection_count(trace)
     if scope == "detections":
         if n_det == 0:
-            return message_figure("no detections above the score threshold:\nno relation matrix among them "
-                                  "(--set rows=proposals shows all proposals)", f"relation matrix ({module})")
+            return message_figure(
+                "no detections above the score threshold:\nno relation matrix among them "
+                "(--set rows=proposals shows all proposals)",
+                f"relation matrix ({module})",
+            )
         k = min(n_det, max(1, int(options.top_k)))
         if selected is not None and selected >= k:
             k = selected + 1
-        rows = [object_row(trace, i, module) if module != "nms" or trace["detections/nms_row"][i] >= 0 else -1
-                for i in range(k)]
+        rows = [
+            object_row(trace, i, module) if module != "nms" or trace["detections/nms_row"][i] >= 0 else -1
+            for i in range(k)
+        ]
         keep = [i for i, r in enumerate(rows) if r >= 0]
         idx = np.array([rows[i] for i in keep])
         sub = mat[np.ix_(idx, idx)]
@@ -267,8 +344,12 @@ def _grid_boxes(box: np.ndarray, xs: np.ndarray, ys: np.ndarray, s: float) -> np
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1).reshape(-1, 4)
 
 
-@register_view("geometry", ("relation",), "ω_G of each head as a landscape over relative position (and, for one "
-               "--head, relative scale) around the selected object, from W_G alone")
+@register_view(
+    "geometry",
+    ("relation",),
+    "ω_G of each head as a landscape over relative position (and, for one "
+    "--head, relative scale) around the selected object, from W_G alone",
+)
 def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "geometry")
     module = check_module(trace, options.module)
@@ -304,8 +385,9 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
         titles = ["mean" if p is None else f"head {p}" for p in panels]
     else:
         scales = [0.5, 1.0, 2.0]
-        maps = [omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc))[head].reshape(len(ys), len(xs))
-                for sc in scales]
+        maps = [
+            omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc))[head].reshape(len(ys), len(xs)) for sc in scales
+        ]
         fw = options.width or 12.0
         fig = new_figure(fw, options.height or fw / 4 * max(height / width, 0.8) + 0.8)
         axes = fig.subplots(1, 4, squeeze=False)
@@ -317,8 +399,14 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
             a.axis("off")
             continue
         image_axes(a, trace.image, trace.image_size, titles[i])
-        im = a.imshow(maps[i], extent=(0, width, height, 0), cmap=options.cmap, norm=norms[i], alpha=0.75,
-                      interpolation="bilinear")
+        im = a.imshow(
+            maps[i],
+            extent=(0, width, height, 0),
+            cmap=options.cmap,
+            norm=norms[i],
+            alpha=0.75,
+            interpolation="bilinear",
+        )
         draw_boxes(a, box[None], [caps[obj]] if i == 0 else None, linewidth=0.8)
     if head is not None:
         a = axes[0, 3]
@@ -344,15 +432,22 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
         map_axes = axes.ravel().tolist()
     if options.colorbar and im is not None:
         colorbar(fig, im, map_axes, "ω_G of a box centred at that pixel")
-    fig.suptitle(f"geometry term ω_G into detection {obj} ({module}) for a box of its size × {s:g} centred at "
-                 "each pixel" if head is None else
-                 f"geometry term ω_G into detection {obj} ({module}), head {head}", fontsize=9)
+    fig.suptitle(
+        f"geometry term ω_G into detection {obj} ({module}) for a box of its size × {s:g} centred at each pixel"
+        if head is None
+        else f"geometry term ω_G into detection {obj} ({module}), head {head}",
+        fontsize=9,
+    )
     return fig
 
 
 # -- region parts ------------------------------------------------------------------------------------
-@register_view("region-parts", ("regionfeat",), "the K part maps of the selected box over its support region "
-               "(--term weight|geometry|appearance)")
+@register_view(
+    "region-parts",
+    ("regionfeat",),
+    "the K part maps of the selected box over its support region (--term weight|geometry|appearance; "
+    "--set part=K: one part over the image)",
+)
 def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "regionfeat", "region-parts")
     term = options.term or "weight"
@@ -379,27 +474,67 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     finite = [m[np.isfinite(m)] for m in maps]
     norms = shared_norm([f if f.size else np.zeros(1) for f in finite], options.shared_range)
     aspect = (extent[2] - extent[3]) / max(extent[1] - extent[0], 1e-6)
+    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
+    part = (options.extra or {}).get("part")
+    if part is not None:
+        try:
+            part = int(part)
+        except (TypeError, ValueError):
+            raise BadInputError(f"part {part!r} is not a part index 0..{k - 1}") from None
+        if not 0 <= part < k:
+            raise BadInputError(f"part {part} does not exist; valid parts: 0..{k - 1}")
+        return _one_part(trace, options, obj, term, maps[part], part, parts, extent, box)
     fw = options.width or min(1.25 * parts + 1.2, 12.0)
     fig = new_figure(fw, options.height or (fw - 1.2) / parts * aspect * parts + 0.9)
     axes = fig.subplots(parts, parts, squeeze=False)
-    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
     im = None
     for i, a in enumerate(axes.ravel()):
         image_axes(a, trace.image, trace.image_size)
-        im = a.imshow(maps[i], extent=extent, cmap=options.cmap, norm=norms[i], alpha=0.75,
-                      interpolation="nearest")
-        a.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
-                              edgecolor="white", linewidth=0.5))
+        im = a.imshow(maps[i], extent=extent, cmap=options.cmap, norm=norms[i], alpha=0.75, interpolation="nearest")
+        a.add_patch(
+            Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor="white", linewidth=0.5)
+        )
         r, c = divmod(i, parts)
-        a.add_patch(Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f",
-                              linewidth=0.6))
+        a.add_patch(
+            Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=0.6)
+        )
         a.set_xlim(extent[0], extent[1])
         a.set_ylim(extent[2], extent[3])
         a.set_title(f"part {i}", fontsize=5, pad=1)
     if options.colorbar and im is not None:
         colorbar(fig, im, axes.ravel().tolist(), REGION_TERMS[term])
     caps = captions(trace)
-    fig.suptitle(f"{REGION_TERMS[term]} of each part for {caps[obj]}, over the support region "
-                 f"({samples}×{samples} samples; white: the box, green: the part's bin)", fontsize=8)
+    fig.suptitle(
+        f"{REGION_TERMS[term]} of each part for {caps[obj]}, over the support region "
+        f"({samples}×{samples} samples; white: the box, green: the part's bin)",
+        fontsize=8,
+    )
     return fig
 
+
+def _one_part(
+    trace: Trace,
+    options: ViewOptions,
+    obj: int,
+    term: str,
+    values: np.ndarray,
+    part: int,
+    parts: int,
+    extent: tuple[float, float, float, float],
+    box: np.ndarray,
+) -> Figure:
+    """One part's map over the whole image (``--set part=K``)."""
+    fig = new_figure(*_image_size_fig(trace, options, 6.0))
+    ax = fig.add_subplot()
+    caps = captions(trace)
+    image_axes(ax, trace.image, trace.image_size, f"{REGION_TERMS[term]} of part {part} for {caps[obj]}")
+    finite = values[np.isfinite(values)]
+    norm = shared_norm([finite if finite.size else np.zeros(1)], True)[0]
+    im = ax.imshow(values, extent=extent, cmap=options.cmap, norm=norm, alpha=0.7, interpolation="nearest")
+    draw_boxes(ax, box[None], linewidth=0.8)
+    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
+    r, c = divmod(part, parts)
+    ax.add_patch(Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=1))
+    if options.colorbar:
+        colorbar(fig, im, ax, REGION_TERMS[term])
+    return fig

@@ -117,9 +117,7 @@ class LRNetFamily(Family):
             )
         blocks = [count_blocks(state, f"layer{i}") for i in range(1, 5)]
         if not all(blocks):
-            raise BadInputError(
-                f"the checkpoint's LR-Net stages hold {blocks} blocks; each needs at least one"
-            )
+            raise BadInputError(f"the checkpoint's LR-Net stages hold {blocks} blocks; each needs at least one")
         widths = [int(state[f"layer{i}.0.conv1.weight"].shape[0]) for i in range(1, 5)]
         outs = [int(state[f"layer{i}.0.conv3.weight"].shape[0]) for i in range(1, 5)]
         stem = int(state["conv1.weight"].shape[0])
@@ -137,9 +135,7 @@ class LRNetFamily(Family):
         config.update(overrides)
         return config
 
-    def run(
-        self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any], options: RunOptions
-    ) -> Trace:
+    def run(self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any], options: RunOptions) -> Trace:
         net: LRNet = model.module
         cfg = net.config
         image = inputs[0]

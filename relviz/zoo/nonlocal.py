@@ -94,11 +94,8 @@ class NonLocalFamily(Family):
                 config["instantiation"] = "concat"
             elif f"{first}.theta.weight" not in state:
                 config["instantiation"] = "gaussian"
-        known = set(resolve_config({}))
-        args = config_from_args(ckpt.args, known)
-        for key in ("instantiation",):  # dot and embedded have the same weights: the recipe tells them apart
-            if key in args and key not in config:
-                config[key] = args[key]
+        # dot product and embedded Gaussian have the same weights: the recipe's args tell them apart
+        args = config_from_args(ckpt.args, set(resolve_config({})))
         config.update({k: v for k, v in args.items() if k not in config})
         if (
             "instantiation" in overrides
@@ -113,9 +110,7 @@ class NonLocalFamily(Family):
         config.update(overrides)
         return config
 
-    def run(
-        self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any], options: RunOptions
-    ) -> Trace:
+    def run(self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any], options: RunOptions) -> Trace:
         net: NonLocalResNet = model.module
         cfg = net.config
         shorter = options.resize if options.resize is not None else int(cfg.get("input_size", 224))
@@ -156,9 +151,7 @@ class NonLocalFamily(Family):
             start, step = int(source.get("frame", 0)), int(source.get("stride", 1) or 1)
             source["clip_length"] = len(frames)
             source["frame_indices"] = (
-                [start + i * step for i in range(len(frames))]
-                if source.get("kind") == "video"
-                else [0] * len(frames)
+                [start + i * step for i in range(len(frames))] if source.get("kind") == "video" else [0] * len(frames)
             )
         trace.meta.update(
             family=self.name,

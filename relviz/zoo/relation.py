@@ -35,6 +35,8 @@ from relviz.core.trace import Trace
 from relviz.models.coco import COCO_CLASSES
 from relviz.models.rcnn import (
     DEFAULTS,
+    REGION_ONLY,
+    RELATION_ONLY,
     build_regionfeat_rcnn,
     build_relation_rcnn,
     load_torchvision_body,
@@ -48,8 +50,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _RELATION_KEY = "roi_heads.box_head.relations.0.geometry_fc.weight"
 _DR_KEY = "roi_heads.duplicate_removal.logit.weight"
 _REGION_KEY = "roi_heads.box_roi_pool.geometry_fc.weight"
-_BODY_KEYS = ("backbone.body.conv1.weight", "backbone.fpn.inner_blocks.0.0.weight", "rpn.head.cls_logits.weight",
-              "roi_heads.box_predictor.cls_score.weight")
+_BODY_KEYS = (
+    "backbone.body.conv1.weight",
+    "backbone.fpn.inner_blocks.0.0.weight",
+    "rpn.head.cls_logits.weight",
+    "roi_heads.box_predictor.cls_score.weight",
+)
 _RESNET_BLOCKS = {(2, 2, 2, 2): "resnet18", (3, 4, 6, 3): "resnet34", (3, 4, 23, 3): "resnet101"}
 
 
@@ -79,15 +85,16 @@ class _RCNNFamily(Family):
     input_kind = "image"
     builder = staticmethod(build_relation_rcnn)
     signature = _RELATION_KEY
+    excluded: frozenset[str] = REGION_ONLY
 
     def default_config(self) -> dict[str, Any]:
-        return dict(DEFAULTS)
+        return {k: v for k, v in DEFAULTS.items() if k not in self.excluded}
 
     def build(self, config: dict[str, Any]) -> torch.nn.Module:
         config = self._normalise(config)
         try:
             model = self.builder(config)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise BadInputError(f"{self.name} configuration: {exc}") from None
         body = config.get("body")
         if body and not next(model.parameters()).is_meta:
@@ -95,15 +102,16 @@ class _RCNNFamily(Family):
             load_torchvision_body(model, ckpt.state_dict, head=bool(config.get("body_head", True)))
         return model
 
-    @staticmethod
-    def _normalise(config: dict[str, Any]) -> dict[str, Any]:
+    def _normalise(self, config: dict[str, Any]) -> dict[str, Any]:
         config = dict(config)
         if "nheads" in config:  # --heads
             config["heads"] = config.pop("nheads")
-        unknown = sorted(set(config) - set(DEFAULTS) - {"body", "body_head", "labels", "resize"})
+        known = set(self.default_config()) | {"body", "body_head", "labels", "resize"}
+        unknown = sorted(set(config) - known)
         if unknown:
-            raise BadInputError(f"unknown setting {unknown[0]!r} for this detector; settings: "
-                                f"{', '.join(sorted(DEFAULTS))}, body, body_head, labels")
+            raise BadInputError(
+                f"unknown setting {unknown[0]!r} for {self.name} models; settings: {', '.join(sorted(known))}"
+            )
         return config
 
     def detect(self, state_dict: dict[str, torch.Tensor]) -> float:
@@ -119,17 +127,24 @@ class _RCNNFamily(Family):
     def config_from_checkpoint(self, ckpt: Checkpoint, overrides: dict[str, Any]) -> dict[str, Any]:
         state = ckpt.state_dict
         if not all(k in state for k in _BODY_KEYS):
-            raise CheckpointError("not a Faster R-CNN state dict (it lacks backbone.body, backbone.fpn, rpn.head "
-                                  "or roi_heads.box_predictor)")
+            raise CheckpointError(
+                "not a Faster R-CNN state dict (it lacks backbone.body, backbone.fpn, rpn.head "
+                "or roi_heads.box_predictor)"
+            )
         other = _REGION_KEY if self.signature == _RELATION_KEY else _RELATION_KEY
         if self.signature not in state:
             if other in state:
                 kind = "region-feature" if other == _REGION_KEY else "relation"
-                raise CheckpointError(f"this checkpoint is a {kind} detector, not a {self.name} one; "
-                                      f"use a {'regionfeat' if other == _REGION_KEY else 'relation'} model")
-            raise CheckpointError(f"this is a plain Faster R-CNN checkpoint without {self.name} layers; to use its "
-                                  "body, run --weights none --config body=PATH")
-        config = {k: v for k, v in (ckpt.args or {}).items() if k in DEFAULTS or k == "labels"}
+                raise CheckpointError(
+                    f"this checkpoint is a {kind} detector, not a {self.name} one; load it with "
+                    f"--model {'regionfeat' if other == _REGION_KEY else 'relation'}-rcnn-r50-fpn or without --model"
+                )
+            raise CheckpointError(
+                f"this is a plain Faster R-CNN checkpoint without {self.name} layers; to use its "
+                "body, run --weights none --config body=PATH"
+            )
+        known = set(self.default_config()) | {"labels"}
+        config = {k: v for k, v in (ckpt.args or {}).items() if k in known}
         config.update(_body_config(state))
         config.update(self._head_config(state, ckpt.args or {}))
         return self._normalise({**config, **overrides})
@@ -144,8 +159,7 @@ class _RCNNFamily(Family):
         return ["background"] + [f"class {i}" for i in range(1, n)]
 
     # -- running -------------------------------------------------------------------------------------
-    def run(self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any],
-            options: RunOptions) -> Trace:
+    def run(self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any], options: RunOptions) -> Trace:
         image = inputs[0]
         height, width = image.shape[:2]
         cfg = model.config
@@ -182,8 +196,14 @@ class _RCNNFamily(Family):
         trace.meta.update(
             family=self.name,
             input=source,
-            preprocess={"min_size": min_size, "max_size": max_size, "model_input": [int(in_w), int(in_h)],
-                        "scale": [in_w / width, in_h / height], "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+            preprocess={
+                "min_size": min_size,
+                "max_size": max_size,
+                "model_input": [int(in_w), int(in_h)],
+                "scale": [in_w / width, in_h / height],
+                "mean": IMAGENET_MEAN,
+                "std": IMAGENET_STD,
+            },
             labels=self.labels(cfg),
             threshold=float(options.threshold),
             captured=options.capture,
@@ -224,10 +244,13 @@ def _rescale(trace: Trace, sx: float, sy: float) -> None:
 
 class RelationFamily(_RCNNFamily):
     name = "relation"
-    description = ("Relation Networks (Hu et al. 2018): Faster R-CNN R50-FPN with 2fc+RM head and duplicate "
-                   "removal; per-head ω, ω_G, ω_A between objects")
+    description = (
+        "Relation Networks (Hu et al. 2018): Faster R-CNN R50-FPN with 2fc+RM head and duplicate "
+        "removal; per-head ω, ω_G, ω_A between objects"
+    )
     builder = staticmethod(build_relation_rcnn)
     signature = _RELATION_KEY
+    excluded = REGION_ONLY
 
     def _head_config(self, state: dict[str, torch.Tensor], args: dict[str, Any]) -> dict[str, Any]:
         pre = "roi_heads.box_head.relations.0."
@@ -249,8 +272,9 @@ class RelationFamily(_RCNNFamily):
             t = int(state[_DR_KEY].shape[0])
             thresholds = args.get("iou_thresholds") or DEFAULTS["iou_thresholds"]
             if len(thresholds) != t:
-                raise CheckpointError(f"the duplicate-removal module has {t} IoU thresholds; pass them with "
-                                      "--config iou_thresholds=[...]")
+                raise CheckpointError(
+                    f"the duplicate-removal module has {t} IoU thresholds; pass them with --config iou_thresholds=[...]"
+                )
             cfg["iou_thresholds"] = list(thresholds)
         else:
             cfg["nms"] = "nms"
@@ -268,8 +292,10 @@ class RelationFamily(_RCNNFamily):
             "modules": [n.split("/")[1] for n in modules if f"{n}/weight" in trace],
             "heads": int(heads.box_head.relations[0].heads) if len(heads.box_head.relations) else 0,
             "geo_dim": int(next(iter(modules.values())).geo_dim) if modules else 0,
-            "wavelength": WAVELENGTH, "position_scale": POSITION_SCALE,
-            "offset_clamp": OFFSET_CLAMP, "geometry_clamp": GEOMETRY_CLAMP,
+            "wavelength": WAVELENGTH,
+            "position_scale": POSITION_SCALE,
+            "offset_clamp": OFFSET_CLAMP,
+            "geometry_clamp": GEOMETRY_CLAMP,
             "nms": getattr(heads, "nms_mode", "nms") if heads.duplicate_removal is not None else "nms",
             "first_n": int(heads.first_n),
             "iou_thresholds": list(heads.duplicate_removal.iou_thresholds) if heads.duplicate_removal else [],
@@ -278,17 +304,22 @@ class RelationFamily(_RCNNFamily):
 
 class RegionFeatureFamily(_RCNNFamily):
     name = "regionfeat"
-    description = ("Learning Region Features (Gu et al. 2018): Faster R-CNN R50-FPN whose RoIAlign is learned; "
-                   "part weights w_k = softmax(G_k + A_k) per box")
+    description = (
+        "Learning Region Features (Gu et al. 2018): Faster R-CNN R50-FPN whose RoIAlign is learned; "
+        "part weights w_k = softmax(G_k + A_k) per box"
+    )
     builder = staticmethod(build_regionfeat_rcnn)
     signature = _REGION_KEY
+    excluded = RELATION_ONLY
 
     def _head_config(self, state: dict[str, torch.Tensor], args: dict[str, Any]) -> dict[str, Any]:
         g = state[_REGION_KEY]
         parts = int(round(g.shape[0] ** 0.5))
-        return {"parts": parts, "region_geo_dim": int(g.shape[1]),
-                "region_value": "shared" if state["roi_heads.box_roi_pool.value_weight"].shape[0] == 1 else "per_part",
-                "nms": "nms", "duplicate_removal": False}
+        return {
+            "parts": parts,
+            "region_geo_dim": int(g.shape[1]),
+            "region_value": "shared" if state["roi_heads.box_roi_pool.value_weight"].shape[0] == 1 else "per_part",
+        }
 
     def _finish(self, module: torch.nn.Module, trace: Trace) -> None:
         ext = module.roi_heads.box_roi_pool
@@ -299,13 +330,29 @@ class RegionFeatureFamily(_RCNNFamily):
                 trace[f"region/{name}"] = np.ascontiguousarray(trace[f"region/{name}"][rows])
             trace["region/proposal"] = rows.astype(np.int64)
         trace["detections/region_row"] = np.asarray(row_of, dtype=np.int64).reshape(-1)
-        trace.meta["region"] = {"parts": int(ext.parts), "samples": int(ext.samples), "enlarge": float(ext.enlarge),
-                                "value": ext.value}
+        trace.meta["region"] = {
+            "parts": int(ext.parts),
+            "samples": int(ext.samples),
+            "enlarge": float(ext.enlarge),
+            "value": ext.value,
+        }
 
 
 register_family(RelationFamily())
 register_family(RegionFeatureFamily())
-register_model(ModelEntry("relation-rcnn-r50-fpn", "relation",
-                          "Relation Networks: Faster R-CNN R50-FPN, 2fc+RM head, learned duplicate removal", {}))
-register_model(ModelEntry("regionfeat-rcnn-r50-fpn", "regionfeat",
-                          "Learning Region Features: Faster R-CNN R50-FPN with learned region features", {}))
+register_model(
+    ModelEntry(
+        "relation-rcnn-r50-fpn",
+        "relation",
+        "Relation Networks: Faster R-CNN R50-FPN, 2fc+RM head, learned duplicate removal",
+        {},
+    )
+)
+register_model(
+    ModelEntry(
+        "regionfeat-rcnn-r50-fpn",
+        "regionfeat",
+        "Learning Region Features: Faster R-CNN R50-FPN with learned region features",
+        {},
+    )
+)
