@@ -40,7 +40,7 @@ def write_card(
         "training": training,
         "metrics": metrics,
         "targets": targets,
-        "targets_met": {k: _met(metrics.get(k), v) for k, v in targets.items()},
+        "targets_met": targets_met(metrics, targets),
         "notes": notes,
         "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "reproduce": f"python -m relviz.train {name}",
@@ -48,6 +48,24 @@ def write_card(
     path = weights.with_suffix(".json")
     path.write_text(json.dumps(card, indent=1, default=_plain) + "\n")
     return path
+
+
+def targets_met(metrics: dict[str, Any], targets: dict[str, Any]) -> dict[str, bool | None]:
+    """Each target: met or not (None where the metric was not measured)."""
+    met = {k: _met(metrics.get(k), v) for k, v in targets.items()}
+    if "above_baseline" in targets and "baseline_top1" in metrics:
+        met["above_baseline"] = metrics["top1"] > metrics["baseline_top1"]
+    if "odd_above_baseline" in targets and "baseline_AP50_odd" in metrics:
+        met["odd_above_baseline"] = metrics["AP50_odd"] > metrics["baseline_AP50_odd"]
+    return met
+
+
+def refresh_targets(path: Path) -> dict[str, Any]:
+    """Recompute a card's ``targets_met`` from its metrics (weights and sha256 untouched)."""
+    card = read_card(path)
+    card["targets_met"] = targets_met(card["metrics"], card["targets"])
+    Path(path).write_text(json.dumps(card, indent=1, default=_plain) + "\n")
+    return card
 
 
 def read_card(path: Path) -> dict[str, Any]:
@@ -107,9 +125,7 @@ def compact_bundled(name: str, eval_n: int | None = None) -> dict[str, Any]:
         card["targets"]["odd_above_baseline"] = "AP50_odd > baseline_AP50_odd"
     card["metrics"].update(metrics)
     card["metrics"]["before_compaction"] = before
-    card["targets_met"] = {k: _met(card["metrics"].get(k), v) for k, v in card["targets"].items()}
-    if "baseline_AP50_odd" in card["metrics"]:
-        card["targets_met"]["odd_above_baseline"] = card["metrics"]["AP50_odd"] > card["metrics"]["baseline_AP50_odd"]
+    card["targets_met"] = targets_met(card["metrics"], card["targets"])
     card["compaction"] = (
         "ResNet conv weights stored as float8 e4m3, per output channel rescaled with exact "
         "batch-norm compensation; other tensors float16 (relviz.train.recipes.compact_state)"
