@@ -86,7 +86,7 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Train ``build(config)`` (and, when given, ``build(baseline)`` on the same batches); export and card."""
     from relviz.train.evaluate import EVAL_SEED
-    from relviz.train.recipes import TRAIN_SEED, _card, export_safetensors
+    from relviz.train.recipes import TRAIN_SEED, _card, export_and_reload
 
     torch.manual_seed(args.seed)
     models = {"model": build(config)}
@@ -111,7 +111,7 @@ def train_classifier(
 
     def export(final: bool) -> dict[str, Any]:
         model = copy.deepcopy(models["model"]).eval()
-        export_safetensors(model, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": family})
+        export_and_reload(model, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": family})
         metrics: dict[str, Any] = {"top1": top1(model, task, size, EVAL_SEED, args.eval_n)}
         targets: dict[str, Any] = {"top1": target}
         notes = []

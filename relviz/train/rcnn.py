@@ -84,7 +84,7 @@ def train_rcnn(
     describe: str,
 ) -> dict[str, Any]:
     from relviz.train.evaluate import EVAL_SEED, evaluate_detector
-    from relviz.train.recipes import TRAIN_SEED, _card, export_safetensors, loaded_for
+    from relviz.train.recipes import TRAIN_SEED, _card, export_and_reload, loaded_for
 
     seed = TRAIN_SEED + (4 if family == "relation" else 5)
     torch.manual_seed(args.seed)
@@ -122,7 +122,7 @@ def train_rcnn(
 
     def export(final: bool) -> dict[str, Any]:
         model = copy.deepcopy(models["model"]).eval()
-        export_safetensors(model, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": family})
+        export_and_reload(model, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": family})
         metrics: dict[str, Any] = evaluate_detector(
             loaded_for(family, args.name, model, card_config), EVAL_SEED, args.eval_n
         )
@@ -232,7 +232,7 @@ def train_baseline_head(args: argparse.Namespace, body_weights: str) -> dict[str
     from relviz.core.checkpoint import load_checkpoint
     from relviz.models.rcnn import build_relation_rcnn
     from relviz.train.evaluate import EVAL_SEED, evaluate_detector
-    from relviz.train.recipes import TRAIN_SEED, export_safetensors, loaded_for
+    from relviz.train.recipes import TRAIN_SEED, export_and_reload, loaded_for
 
     config = {**DEMO_RELATION, "relation_modules": 0}
     torch.manual_seed(args.seed)
@@ -265,7 +265,7 @@ def train_baseline_head(args: argparse.Namespace, body_weights: str) -> dict[str
         progress.update(step, budget, loss=float(loss.detach()))
     model.eval()
     out = run_dir(args.name)
-    export_safetensors(model, out / "baseline.safetensors")
+    export_and_reload(model, out / "baseline.safetensors")
     metrics = evaluate_detector(
         loaded_for("relation", args.name, model, {**config, "labels": LABELS}), EVAL_SEED, args.eval_n
     )
