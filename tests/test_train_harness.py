@@ -131,7 +131,7 @@ def test_a_few_detr_steps_lower_the_loss():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.9 * losses[0], losses
 
 
