@@ -177,3 +177,21 @@ def test_compact_state_compensates_batchnorm_exactly(monkeypatch):
     with torch.no_grad():
         a, b = net(x), other(x)
     assert 0 < float((a - b).norm() / a.norm()) < 0.05
+
+
+def test_compacting_a_compact_state_again_changes_nothing(monkeypatch):
+    from relviz.train import recipes
+
+    monkeypatch.setattr(recipes, "FP8_MIN_NUMEL", 0)
+    net = _conv_bn(4)
+    once = recipes.compact_state(net.state_dict())
+    again_net = _conv_bn(5)
+    again_net.load_state_dict(once)
+    monkeypatch.setattr(recipes, "FP8_MIN_NUMEL", 10**9)  # now the kernel counts as small
+    twice = recipes.compact_state(again_net.state_dict())
+    assert all(torch.isfinite(v.float()).all() for v in twice.values())
+    other = _conv_bn(6)
+    other.load_state_dict(twice)
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.allclose(other(x), again_net(x), rtol=1e-3, atol=1e-3)

@@ -87,10 +87,12 @@ def compact_state(state: dict[str, torch.Tensor], fp8_convs: bool = True) -> dic
     Loading casts everything back to the model's float32 parameters.
     """
     out = {k: v.detach().clone().contiguous() for k, v in state.items()}
-    pairs = _conv_bn_pairs(out) if fp8_convs else {}
-    # only big kernels (ResNet-18's layer2-4 3×3 convs: 97 % of its weights); small ones keep float16
-    pairs = {k: v for k, v in pairs.items() if out[k].numel() >= FP8_MIN_NUMEL}
-    bn_prefixes = set(pairs.values())
+    all_pairs = _conv_bn_pairs(out)
+    # every conv-bn pair's norm stays float32: after a float8 export its statistics are rescaled beyond
+    # float16's range, and re-compacting such a file must not overflow them
+    bn_prefixes = set(all_pairs.values())
+    # only big kernels go float8 (ResNet-18's layer2-4 3×3 convs: 97 % of its weights)
+    pairs = {k: v for k, v in all_pairs.items() if fp8_convs and out[k].numel() >= FP8_MIN_NUMEL}
     for conv, bn in pairs.items():
         w = out[conv].double()
         peak = w.abs().flatten(1).amax(1).clamp_min(1e-12)
@@ -107,6 +109,8 @@ def compact_state(state: dict[str, torch.Tensor], fp8_convs: bool = True) -> dic
     for k, v in out.items():
         if k in pairs or any(k.startswith(p + ".") for p in bn_prefixes):
             continue
+        if v.is_floating_point() and v.numel() and float(v.abs().max()) > 60000:
+            continue  # beyond float16: stays float32
         if v.is_floating_point():
             out[k] = v.half()
     return out
