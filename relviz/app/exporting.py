@@ -1,0 +1,226 @@
+"""Exports run in workers: figures through the Qt-free renderer (the same as ``relviz export``), traces
+as ``.npz``, videos with overlays (mp4v).  Every file is written to a temporary name in the target
+folder and renamed into place only when complete, so a failed or cancelled export leaves nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from relviz.app import maps
+from relviz.core.atomic import atomic_path, check_writable
+from relviz.core.errors import BadInputError
+from relviz.core.grid import Grid
+from relviz.core.trace import Trace
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def view_options(trace: Trace, sel, options: dict[str, Any]):
+    """The renderer's :class:`ViewOptions` for what the window shows (selection + dialog choices)."""
+    from relviz.render.views import ViewOptions
+
+    src = maps.source(trace, sel.source)
+    layer = None
+    if src is not None:
+        li = maps.layer_index(len(src.layers), sel.layer)
+        layer = src.layers[li]
+    return ViewOptions(
+        object=sel.object,
+        point=tuple(sel.point) if sel.point is not None else None,
+        frame=sel.frame,
+        layer=layer,
+        head="mean" if sel.head is None else str(sel.head),
+        term=sel.term,
+        module=sel.module if sel.module != maps.DETR_DECODER_MODULE else None,
+        colorbar=bool(options.get("colorbar", True)),
+        shared_range=bool(options.get("shared_range", True)),
+        cmap=str(options.get("cmap", "inferno")),
+        width=options.get("width"),
+        height=options.get("height"),
+    )
+
+
+def recipe(trace: Trace, view: str, vo, options: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """What ``relviz export --recipe`` needs to draw the same figure again."""
+    model = trace.meta.get("model", {}) if isinstance(trace.meta.get("model"), dict) else {}
+    return {
+        "relviz_recipe": 1,
+        "model": model.get("name") or source.get("model", ""),
+        "weights": model.get("weights") or source.get("weights", ""),
+        "checkpoint_sha256": model.get("checkpoint_sha256", ""),
+        "input": trace.meta.get("input", {}).get("path") or source.get("input", ""),
+        "frame": trace.meta.get("input", {}).get("frame", 0),
+        "view": view,
+        "options": vo.to_json(),
+        "dpi": int(options.get("dpi", 200)),
+        "format": options.get("format", "png"),
+    }
+
+
+def export_figure(ctx, trace: Trace, options: dict[str, Any], sel, source: dict[str, Any]) -> str:
+    from relviz.render import views as render_views
+
+    path = Path(options["path"])
+    fmt = (options.get("format") or path.suffix.lstrip(".") or "png").lower()
+    if fmt not in FORMATS:
+        raise BadInputError(f"cannot export a figure as {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if path.suffix.lower() != f".{fmt}":
+        path = path.with_suffix(f".{fmt}")
+    check_writable(path)
+    ctx.progress(10, "drawing the figure…")
+    vo = view_options(trace, sel, options)
+    view = options["view"]
+    fig = render_views.render_view(trace, view, vo)
+    ctx.progress(60, f"writing {path.name}…")
+    dpi = int(options.get("dpi", 200))
+    rec = recipe(trace, view, vo, options, source)
+    _save_figure(fig, path, dpi)
+    _write_recipe(rec, path)
+    ctx.progress(100, "done")
+    return str(path)
+
+
+def _save_figure(fig, path: Path, dpi: int) -> None:
+    try:
+        from relviz.render.figure import save_figure
+    except ImportError:  # the shared helper is the renderer's; this fallback does the same
+        save_figure = None
+    if save_figure is not None:
+        save_figure(fig, path, dpi)
+        return
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."), bbox_inches="tight")
+
+
+def _write_recipe(rec: dict[str, Any], figure_path: Path) -> Path:
+    path = figure_path.with_name(figure_path.name + ".json")
+    try:
+        from relviz.render.figure import write_recipe
+    except ImportError:
+        write_recipe = None
+    if write_recipe is not None:
+        with contextlib.suppress(TypeError):
+            return Path(write_recipe(rec, path))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(rec, indent=2))
+    return path
+
+
+def export_trace(ctx, trace: Trace, path: str) -> str:
+    ctx.progress(20, "writing the trace…")
+    return str(trace.save(path))
+
+
+# -- video with overlays -----------------------------------------------------------------------------
+
+
+def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np.ndarray:
+    """The frame with the heatmap of ``obj`` (or the point) blended in and boxes drawn (RGB)."""
+    out = image.copy()
+    if trace is None:
+        return out
+    h, w = out.shape[:2]
+    src = maps.source(trace, sel.source)
+    m = None
+    if src is not None:
+        if src.driver == "object" and obj is not None:
+            m = maps.object_map(trace, src, obj, sel.layer, sel.term)
+        elif src.driver == "point" and sel.point is not None:
+            m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
+    if m is not None and m.grid is not None:
+        values = m.head(sel.head)
+        up = Grid(m.grid.height, m.grid.width, m.grid.stride, m.grid.scale_x, m.grid.scale_y).to_image(
+            values, (w, h)
+        )
+        lo, hi = float(values.min()), float(values.max())
+        norm = np.clip((up - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+        from matplotlib import colormaps
+
+        colored = (colormaps["inferno"](norm)[..., :3] * 255).astype(np.float32)
+        alpha = (0.65 * norm**0.6)[..., None]
+        out = (out.astype(np.float32) * (1 - alpha) + colored * alpha).astype(np.uint8)
+    boxes, scores, labels = maps.detections(trace)
+    from relviz.app.panels.common import PALETTE  # plain hex strings, no Qt involved
+
+    for i, (box, score, lab) in enumerate(zip(boxes, scores, labels, strict=False)):
+        hexc = PALETTE[int(lab) % len(PALETTE)].lstrip("#")
+        color = tuple(int(hexc[k : k + 2], 16) for k in (0, 2, 4))
+        if i == obj:
+            color = (255, 255, 255)
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), color, 3 if i == obj else 2)
+        text = f"{maps.label_text(trace, int(lab))} {score:.2f}"
+        cv2.putText(
+            out, text, (x0 + 2, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA
+        )
+    return out
+
+
+def export_video(
+    ctx, video_path: str, path: str, loaded, threshold: float, sel, options: dict[str, Any]
+) -> str:
+    from relviz.app.controller import _video_step, _VideoSource
+
+    out_path = Path(path)
+    if out_path.suffix.lower() != ".mp4":
+        out_path = out_path.with_suffix(".mp4")
+    check_writable(out_path)
+    video = _VideoSource(Path(video_path))
+    try:
+        n = len(video.reader)
+        start = int(options.get("start", 0))
+        stop = min(int(options.get("stop", n)), n)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part.mp4", dir=out_path.parent)
+        os.close(fd)
+        writer = None
+        ok = False
+        prev: Trace | None = None
+        obj = sel.object
+        try:
+            for index in range(start, stop):
+                ctx.progress(100 * (index - start) / max(stop - start, 1), f"frame {index} of {stop - 1}")
+                try:
+                    _, image, trace, _ = _video_step(ctx, video, index, loaded, threshold, None)
+                except BadInputError:
+                    if index == start:
+                        raise
+                    ctx.note(f"the video ends early: frame {index} cannot be decoded; the export stops there")
+                    break
+                if prev is not None and trace is not None:
+                    obj = maps.follow_object(prev, trace, obj)
+                prev = trace if trace is not None else prev
+                frame = _overlay(image, trace, sel, obj)
+                if writer is None:
+                    writer = cv2.VideoWriter(
+                        tmp,
+                        cv2.VideoWriter_fourcc(*"mp4v"),
+                        video.reader.fps,
+                        (frame.shape[1], frame.shape[0]),
+                    )
+                    if not writer.isOpened():
+                        raise BadInputError(
+                            f"cannot write video {out_path}: OpenCV could not open an mp4v writer"
+                        )
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            ok = writer is not None
+        finally:
+            if writer is not None:
+                writer.release()
+            if ok and not ctx.cancelled:
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, out_path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        ctx.check()
+    finally:
+        video.close()
+    return str(out_path)
