@@ -23,6 +23,7 @@ class ViewOptions:
 
     object: int | None = None  # index into detections
     point: tuple[float, float] | None = None  # (x, y) in original image pixels
+    points: list[tuple[float, float]] = field(default_factory=list)  # several reference points
     frame: int | None = None
     layer: str | None = None  # index ("3") or name; None = the view's default (usually the last)
     head: str = "mean"  # "mean" or an index
@@ -39,6 +40,7 @@ class ViewOptions:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["point"] = list(self.point) if self.point is not None else None
+        data["points"] = [list(p) for p in self.points]
         return data
 
     @classmethod
@@ -46,6 +48,7 @@ class ViewOptions:
         data = dict(data)
         if data.get("point") is not None:
             data["point"] = tuple(float(v) for v in data["point"])
+        data["points"] = [tuple(float(v) for v in p) for p in data.get("points") or []]
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -60,7 +63,7 @@ class View:
 
 _VIEWS: dict[str, View] = {}
 # modules whose import registers views; one per family
-_VIEW_MODULES = ("relviz.render.detr",)
+_VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr")
 
 
 def register_view(name: str, families: tuple[str, ...], help: str):

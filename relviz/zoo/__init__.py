@@ -9,7 +9,6 @@ else — the command line, the application, the benchmarks — goes through :fun
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
