@@ -217,7 +217,7 @@ class Controller(QObject):
         self.zoo_ready = False
         self.video: _VideoSource | None = None
         self.clip_length: int | None = None
-        self._loading = False
+        self._pending_loads = 0  # zoo listing and model loads in flight
         self._run_after_load = False
         self._frame_busy = False
         self._frame_pending: int | None = None
@@ -280,6 +280,18 @@ class Controller(QObject):
         """Nothing loading, running, decoding or exporting (the screenshot waits for this)."""
         return not self.runner.active and not self._loading and not self._frame_busy
 
+    @property
+    def _loading(self) -> bool:
+        return self._pending_loads > 0
+
+    def _load_finished(self) -> None:
+        """A zoo listing or model load ended; a run asked for meanwhile happens now (or is dropped)."""
+        self._pending_loads = max(self._pending_loads - 1, 0)
+        if self._pending_loads == 0 and self._run_after_load:
+            self._run_after_load = False
+            if self.loaded is not None and self.state.source_path is not None and self.state.source_kind != "trace":
+                self.run()
+
     def cancel(self) -> None:
         self.play(False)
         self.runner.cancel_all()
@@ -295,8 +307,7 @@ class Controller(QObject):
     # -- start-up ------------------------------------------------------------------------------------
     def startup(self, paths: list[str], model: str | None = None, device: str | None = None) -> None:
         """Import the zoo behind the shown window, load a model, open ``paths`` (or the demo scene)."""
-        self._run_after_load = True
-        self._loading = True
+        self._pending_loads += 1
         self.started = True
 
         def done(info: dict[str, Any]) -> None:
@@ -305,20 +316,19 @@ class Controller(QObject):
             self.state.devices = info["devices"]
             self.state.zooChanged.emit()
             choice = self._initial_choice(model, device)
+            if choice is not None:
+                self.load_model(choice)
+            self._load_finished()
             if choice is None:
-                self._loading = False
-                self._run_after_load = False
-                if model is None:
+                if model is None and self.loaded is None and not self._loading:
                     self.state.info(
                         "no model loaded: the bundled demo weights are not installed yet — choose a "
                         "model (random weights) or open a checkpoint",
                         "warning",
                     )
-            else:
-                self.load_model(choice)
 
         def failed(text: str) -> None:
-            self._loading = False
+            self._load_finished()
             self.state.zooChanged.emit()
 
         self._start("loading the model zoo", _zoo_listing, done=done, failed=failed)
@@ -500,12 +510,11 @@ class Controller(QObject):
 
     # -- model ---------------------------------------------------------------------------------------
     def load_model(self, choice: dict[str, Any]) -> None:
-        self._loading = True
-        if self.state.image is not None:
+        self._pending_loads += 1
+        if self.state.image is not None and self.state.source_kind != "trace":
             self._run_after_load = True
 
         def done(loaded) -> None:
-            self._loading = False
             self.loaded = loaded
             weights = loaded.weights
             self.state.model = ModelInfo(
@@ -530,19 +539,10 @@ class Controller(QObject):
                         "precision": choice.get("precision") or "fp32",
                     }
                 )
-            if (
-                self._run_after_load
-                and self.state.source_path is not None
-                and self.state.source_kind != "trace"
-            ):
-                self.run()
-            self._run_after_load = False
+            self._load_finished()
 
         def failed(text: str) -> None:
-            self._loading = False
-            self._run_after_load = False
-            if self.results == 0:
-                self.results += 1
+            self._load_finished()
 
         self._start("loading the model", _load_model, dict(choice), done=done, failed=failed)
 
@@ -736,10 +736,19 @@ class Controller(QObject):
             self.state.info(f"unknown export kind {kind!r}", "error")
 
     def _recipe_input(self) -> dict[str, Any]:
-        info = self.state.model
+        """Where the shown trace came from, for the export recipe."""
+        st = self.state
+        if st.source_kind == "trace" and st.source_path is not None:
+            return {"trace": str(st.source_path)}
+        info = st.model
+        bundled_or_random = info.weights in ("bundled", "none")
         return {
-            "input": str(self.state.source_path) if self.state.source_path else "",
-            "model": info.name,
-            "weights": info.weights,
-            "device": info.device,
+            "model": info.name if bundled_or_random else None,
+            "weights": None if info.weights == "bundled" else (info.weights or None),
+            "family": info.family or None,
+            "input": str(st.source_path.resolve()) if st.source_path else None,
+            "device": info.device or "auto",
+            "precision": info.precision or "fp32",
+            "threshold": float((st.trace.meta.get("threshold") if st.trace else None) or st.threshold),
+            "frame": int(st.sel.frame),
         }

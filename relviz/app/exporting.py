@@ -5,7 +5,6 @@ folder and renamed into place only when complete, so a failed or cancelled expor
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -15,7 +14,7 @@ import cv2
 import numpy as np
 
 from relviz.app import maps
-from relviz.core.atomic import atomic_path, check_writable
+from relviz.core.atomic import check_writable
 from relviz.core.errors import BadInputError
 from relviz.core.grid import Grid
 from relviz.core.trace import Trace
@@ -35,6 +34,7 @@ def view_options(trace: Trace, sel, options: dict[str, Any]):
     return ViewOptions(
         object=sel.object,
         point=tuple(sel.point) if sel.point is not None else None,
+        points=[tuple(sel.point)] if sel.point is not None else [],
         frame=sel.frame,
         layer=layer,
         head="mean" if sel.head is None else str(sel.head),
@@ -48,70 +48,70 @@ def view_options(trace: Trace, sel, options: dict[str, Any]):
     )
 
 
-def recipe(trace: Trace, view: str, vo, options: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    """What ``relviz export --recipe`` needs to draw the same figure again."""
-    model = trace.meta.get("model", {}) if isinstance(trace.meta.get("model"), dict) else {}
-    return {
-        "relviz_recipe": 1,
-        "model": model.get("name") or source.get("model", ""),
-        "weights": model.get("weights") or source.get("weights", ""),
-        "checkpoint_sha256": model.get("checkpoint_sha256", ""),
-        "input": trace.meta.get("input", {}).get("path") or source.get("input", ""),
-        "frame": trace.meta.get("input", {}).get("frame", 0),
-        "view": view,
-        "options": vo.to_json(),
-        "dpi": int(options.get("dpi", 200)),
-        "format": options.get("format", "png"),
-    }
+def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any]) -> dict[str, Any]:
+    """The recipe ``relviz export --recipe`` redraws the figure from (the command line's format).
+
+    ``origin`` says where the trace came from: ``{"trace": PATH}`` for an opened ``.npz`` file, else
+    the model and input (``model``, ``weights``, ``family``, ``input``, ``device``, ``precision``,
+    ``threshold``, ``frame``) as the command line's ``--model/--weights/--input`` options would.
+    """
+    from relviz import __version__
+
+    rec: dict[str, Any] = {"relviz": __version__, "view": view, "options": vo.to_json(), "dpi": int(dpi)}
+    if origin.get("trace"):
+        from relviz.core.checkpoint import sha256_of
+
+        rec["trace"] = str(Path(origin["trace"]).resolve())
+        rec["trace_sha256"] = sha256_of(origin["trace"])
+    else:
+        rec["source"] = {
+            "model": origin.get("model"), "weights": origin.get("weights"), "family": origin.get("family"),
+            "input": origin.get("input"), "device": origin.get("device") or "auto",
+            "precision": origin.get("precision") or "fp32", "resize": None,
+            "threshold": origin.get("threshold", 0.7), "frame": origin.get("frame", 0), "clip_length": None,
+            "stride": 1, "overrides": {}, "seed": 0,
+        }
+        rec["model"] = trace.meta.get("model", {})
+    return rec
 
 
-def export_figure(ctx, trace: Trace, options: dict[str, Any], sel, source: dict[str, Any]) -> str:
-    from relviz.render import views as render_views
+def recipe_path(figure: str | Path) -> Path:
+    """Where the recipe of ``figure`` goes: the command line's convention when it is available."""
+    try:
+        from relviz.cli import recipe_path as cli_recipe_path
+    except ImportError:
+        figure = Path(figure)
+        return figure.with_name(figure.stem + ".recipe.json")
+    return cli_recipe_path(figure)
+
+
+def export_figure(ctx, trace: Trace, options: dict[str, Any], sel, origin: dict[str, Any]) -> str:
+    """Draw view ``options['view']`` of ``trace`` for selection ``sel`` with the Qt-free renderer, save
+    it atomically and write its recipe beside it."""
+    from relviz.render.figure import figure_format, save_figure, write_json
+    from relviz.render.views import render_view
 
     path = Path(options["path"])
     fmt = (options.get("format") or path.suffix.lstrip(".") or "png").lower()
     if fmt not in FORMATS:
         raise BadInputError(f"cannot export a figure as {fmt!r}; choose one of {', '.join(FORMATS)}")
     if path.suffix.lower() != f".{fmt}":
-        path = path.with_suffix(f".{fmt}")
+        path = path.with_name(path.name + f".{fmt}") if not path.suffix else path.with_suffix(f".{fmt}")
+    figure_format(path)
     check_writable(path)
     ctx.progress(10, "drawing the figure…")
     vo = view_options(trace, sel, options)
     view = options["view"]
-    fig = render_views.render_view(trace, view, vo)
+    dpi = int(options.get("dpi", 300))
+    rec = recipe(trace, view, vo, dpi, origin)
+    fig = render_view(trace, view, vo)
     ctx.progress(60, f"writing {path.name}…")
-    dpi = int(options.get("dpi", 200))
-    rec = recipe(trace, view, vo, options, source)
-    _save_figure(fig, path, dpi)
-    _write_recipe(rec, path)
+    save_figure(fig, path, dpi=dpi)
+    rec["output"] = str(path.resolve())
+    rec["input"] = trace.meta.get("input", {})
+    write_json(recipe_path(path), rec)
     ctx.progress(100, "done")
     return str(path)
-
-
-def _save_figure(fig, path: Path, dpi: int) -> None:
-    try:
-        from relviz.render.figure import save_figure
-    except ImportError:  # the shared helper is the renderer's; this fallback does the same
-        save_figure = None
-    if save_figure is not None:
-        save_figure(fig, path, dpi)
-        return
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."), bbox_inches="tight")
-
-
-def _write_recipe(rec: dict[str, Any], figure_path: Path) -> Path:
-    path = figure_path.with_name(figure_path.name + ".json")
-    try:
-        from relviz.render.figure import write_recipe
-    except ImportError:
-        write_recipe = None
-    if write_recipe is not None:
-        with contextlib.suppress(TypeError):
-            return Path(write_recipe(rec, path))
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(rec, indent=2))
-    return path
 
 
 def export_trace(ctx, trace: Trace, path: str) -> str:

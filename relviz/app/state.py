@@ -112,6 +112,10 @@ class AppState(QObject):
         n = len(maps.detections(trace)[0])
         if changes["object"] is None and not follow and n:
             changes["object"] = 0 if trace is not None and self.sel.point is None else None
+        if changes["object"] is None and self.sel.point is None and trace is not None:
+            if maps.default_source(trace, "point") is not None:
+                w, h = maps._image_size(trace)
+                changes["point"] = (w / 2.0, h / 2.0)  # a reference point to start from: the centre
         mods = maps.relation_modules(trace)
         if self.sel.module not in mods:
             changes["module"] = mods[0] if mods else None

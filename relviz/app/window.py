@@ -355,7 +355,7 @@ class MainWindow(QMainWindow):
             self.message_bar.hide()
 
     def _on_busy(self, busy: bool, text: str) -> None:
-        self.busy_text.setText(f"⏳ {text}" if busy else "")
+        self.busy_text.setText(f"working: {text}…" if busy else "")
 
     def _on_items(self) -> None:
         title = "relviz"

@@ -156,10 +156,8 @@ class _Relay(QObject):
 
     @Slot()
     def on_finished(self) -> None:
-        try:
-            self._call("finished")
-        finally:
-            self._forget(self.task)
+        self._forget(self.task)
+        self._call("finished")
 
 
 class Runner(QObject):

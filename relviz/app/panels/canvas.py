@@ -194,6 +194,7 @@ class CanvasPanel(QWidget):
         state.imageChanged.connect(self._on_image)
         state.traceChanged.connect(self._on_trace)
         state.selectionChanged.connect(self._on_selection)
+        state.modelChanged.connect(self._on_model)
         self._size: tuple[int, int] = (0, 0)
         self.last_heat: np.ndarray | None = None  # the map last drawn (grid resolution), for tests
         self.last_update_s = 0.0
@@ -216,6 +217,10 @@ class CanvasPanel(QWidget):
             self._size = (w, h)
             self.overlay.set_bounds(w, h)
             self.vb.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    def _on_model(self) -> None:
+        if self.state.trace is None:
+            self.caption.setText(self._caption(None))
 
     def _on_trace(self) -> None:
         trace = self.state.trace
@@ -287,7 +292,10 @@ class CanvasPanel(QWidget):
     def _caption(self, m: maps.Map | None) -> str:
         sel = self.state.sel
         if self.state.trace is None:
-            return self.state.model.describe() if self.state.image is not None else ""
+            if self.state.image is None:
+                return ""
+            return f"{self.state.model.describe()} — Run (Ctrl+R) to see its relations" if self.state.model.name \
+                else "no model loaded: choose one in the Model panel, or drop a checkpoint"
         if m is None:
             src = self.state.current_source()
             if src is None:

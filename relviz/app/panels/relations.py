@@ -100,6 +100,8 @@ class RelationsPanel(QWidget):
 
     def _draw(self) -> None:
         rel, sel = self.rel, self.state.sel
+        if rel is not None and rel.matrix.size == 0:
+            rel = self.rel = None
         if rel is None:
             self.matrix_item.clear()
             self.bars.setOpts(x=[], height=[])
