@@ -62,7 +62,8 @@ def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any]) -> dic
         from relviz.core.checkpoint import sha256_of
 
         rec["trace"] = str(Path(origin["trace"]).resolve())
-        rec["trace_sha256"] = sha256_of(origin["trace"])
+        if Path(origin["trace"]).is_file():
+            rec["trace_sha256"] = sha256_of(origin["trace"])
     else:
         rec["source"] = {
             "model": origin.get("model"), "weights": origin.get("weights"), "family": origin.get("family"),

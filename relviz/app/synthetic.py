@@ -34,7 +34,7 @@ def synthetic_trace(
         "family": family,
         "input": {"path": "synthetic.png", "kind": "image", "frame": 0, "size": [width, height]},
         "grid": grid.to_json(),
-        "class_names": ["circle", "square", "triangle", "star"],
+        "labels": ["circle", "square", "triangle", "star"],
         "threshold": 0.5,
     })
     trace["input/image"] = image
