@@ -13,7 +13,6 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from relviz.app import maps
 from relviz.app.settings import SETTINGS_VERSION, Settings
 from relviz.app.synthetic import synthetic_trace
 from relviz.app.window import MainWindow

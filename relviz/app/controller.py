@@ -96,9 +96,7 @@ def _run_image(ctx: TaskContext, loaded, path: str, threshold: float) -> Trace:
         return zoo.run_model(loaded, path, options)
 
 
-def _run_frames(
-    loaded, frames: list[np.ndarray], source: dict[str, Any], threshold: float, frame: int
-) -> Trace:
+def _run_frames(loaded, frames: list[np.ndarray], source: dict[str, Any], threshold: float, frame: int) -> Trace:
     """Run an image family on an already decoded frame (no second decode), as ``run_model`` does."""
     import torch
 
@@ -123,9 +121,7 @@ class _VideoSource:
     def frame(self, index: int) -> np.ndarray:
         image = self.reader.read(index)
         if image is None:
-            raise BadInputError(
-                f"frame {index} of {self.path.name} cannot be decoded; the video may be truncated"
-            )
+            raise BadInputError(f"frame {index} of {self.path.name} cannot be decoded; the video may be truncated")
         return image
 
     def close(self) -> None:
@@ -215,6 +211,7 @@ class Controller(QObject):
         self.runner = Runner(self)
         self.loaded = None  # relviz.zoo.LoadedModel
         self.zoo_ready = False
+        self.zoo_ready_at: float | None = None
         self.video: _VideoSource | None = None
         self.clip_length: int | None = None
         self._pending_loads = 0  # zoo listing and model loads in flight
@@ -312,6 +309,7 @@ class Controller(QObject):
 
         def done(info: dict[str, Any]) -> None:
             self.zoo_ready = True
+            self.zoo_ready_at = time.time()
             self.state.zoo = info["zoo"]
             self.state.devices = info["devices"]
             self.state.zooChanged.emit()
@@ -348,9 +346,7 @@ class Controller(QObject):
         if model:
             entry = entries.get(model)
             if entry is None:
-                self.state.info(
-                    f"unknown model {model!r}; the zoo has: {', '.join(entries) or 'none'}", "error"
-                )
+                self.state.info(f"unknown model {model!r}; the zoo has: {', '.join(entries) or 'none'}", "error")
                 return None
             if not entry["has_weights"]:
                 self.state.info(
@@ -470,9 +466,7 @@ class Controller(QObject):
                 self.state.set_trace(None)
                 self.state.select(frame=0, point=None)
                 self.state.videoChanged.emit()
-                self.state.info(
-                    f"opened {path.name}: {len(video.reader)} frames at {video.reader.fps:.3g} fps"
-                )
+                self.state.info(f"opened {path.name}: {len(video.reader)} frames at {video.reader.fps:.3g} fps")
                 if self.loaded is not None or self._loading:
                     self.run()
                 else:
@@ -552,9 +546,7 @@ class Controller(QObject):
             if self._loading:
                 self._run_after_load = True
                 return
-            self.state.info(
-                "no model loaded: choose a model and press Load model, or open a checkpoint", "warning"
-            )
+            self.state.info("no model loaded: choose a model and press Load model, or open a checkpoint", "warning")
             return
         path = self.state.source_path
         if path is None or self.state.source_kind == "trace":

@@ -81,9 +81,7 @@ class ExportDialog(QDialog):
             "beside the figure so <code>relviz export --recipe</code> can redraw it."
         )
         note.setWordWrap(True)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -107,9 +105,7 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         fmt = self.fmt.currentText().lower()
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export figure", self.path.text(), f"{fmt.upper()} (*.{fmt})"
-        )
+        path, _ = QFileDialog.getSaveFileName(self, "Export figure", self.path.text(), f"{fmt.upper()} (*.{fmt})")
         if path:
             self.path.setText(path)
 

@@ -66,11 +66,19 @@ def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any]) -> dic
             rec["trace_sha256"] = sha256_of(origin["trace"])
     else:
         rec["source"] = {
-            "model": origin.get("model"), "weights": origin.get("weights"), "family": origin.get("family"),
-            "input": origin.get("input"), "device": origin.get("device") or "auto",
-            "precision": origin.get("precision") or "fp32", "resize": None,
-            "threshold": origin.get("threshold", 0.7), "frame": origin.get("frame", 0), "clip_length": None,
-            "stride": 1, "overrides": {}, "seed": 0,
+            "model": origin.get("model"),
+            "weights": origin.get("weights"),
+            "family": origin.get("family"),
+            "input": origin.get("input"),
+            "device": origin.get("device") or "auto",
+            "precision": origin.get("precision") or "fp32",
+            "resize": None,
+            "threshold": origin.get("threshold", 0.7),
+            "frame": origin.get("frame", 0),
+            "clip_length": None,
+            "stride": 1,
+            "overrides": {},
+            "seed": 0,
         }
         rec["model"] = trace.meta.get("model", {})
     return rec
@@ -138,9 +146,7 @@ def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np
             m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
     if m is not None and m.grid is not None:
         values = m.head(sel.head)
-        up = Grid(m.grid.height, m.grid.width, m.grid.stride, m.grid.scale_x, m.grid.scale_y).to_image(
-            values, (w, h)
-        )
+        up = Grid(m.grid.height, m.grid.width, m.grid.stride, m.grid.scale_x, m.grid.scale_y).to_image(values, (w, h))
         lo, hi = float(values.min()), float(values.max())
         norm = np.clip((up - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
         from matplotlib import colormaps
@@ -159,15 +165,11 @@ def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x0, y0), (x1, y1), color, 3 if i == obj else 2)
         text = f"{maps.label_text(trace, int(lab))} {score:.2f}"
-        cv2.putText(
-            out, text, (x0 + 2, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA
-        )
+        cv2.putText(out, text, (x0 + 2, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
     return out
 
 
-def export_video(
-    ctx, video_path: str, path: str, loaded, threshold: float, sel, options: dict[str, Any]
-) -> str:
+def export_video(ctx, video_path: str, path: str, loaded, threshold: float, sel, options: dict[str, Any]) -> str:
     from relviz.app.controller import _video_step, _VideoSource
 
     out_path = Path(path)
@@ -207,9 +209,7 @@ def export_video(
                         (frame.shape[1], frame.shape[0]),
                     )
                     if not writer.isOpened():
-                        raise BadInputError(
-                            f"cannot write video {out_path}: OpenCV could not open an mp4v writer"
-                        )
+                        raise BadInputError(f"cannot write video {out_path}: OpenCV could not open an mp4v writer")
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             ok = writer is not None
         finally:

@@ -13,9 +13,7 @@ MAX_RECENT = 10
 
 
 class Settings:
-    def __init__(
-        self, organization: str = "relviz", application: str = "relviz", settings: QSettings | None = None
-    ):
+    def __init__(self, organization: str = "relviz", application: str = "relviz", settings: QSettings | None = None):
         self.qs = settings if settings is not None else QSettings(organization, application)
         version = self.qs.value("version", None)
         if version is None or str(version) != str(SETTINGS_VERSION):

@@ -44,9 +44,7 @@ class ModelInfo:
     def describe(self) -> str:
         if not self.name:
             return "no model loaded"
-        w = {"none": "random weights (seeded)", "bundled": "bundled weights"}.get(
-            self.weights, Path(self.weights).name
-        )
+        w = {"none": "random weights (seeded)", "bundled": "bundled weights"}.get(self.weights, Path(self.weights).name)
         return f"{self.name} ({self.family}, {w}) on {self.device}, {self.precision}"
 
 

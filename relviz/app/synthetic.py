@@ -28,15 +28,18 @@ def synthetic_trace(
     S = gh * gw
     grid = Grid(gh, gw, float(stride))
     yy, xx = np.mgrid[0:height, 0:width]
-    image = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
-                      np.full_like(xx, 90)], axis=-1).astype(np.uint8)
-    trace = Trace(meta={
-        "family": family,
-        "input": {"path": "synthetic.png", "kind": "image", "frame": 0, "size": [width, height]},
-        "grid": grid.to_json(),
-        "labels": ["circle", "square", "triangle", "star"],
-        "threshold": 0.5,
-    })
+    image = np.stack(
+        [xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), np.full_like(xx, 90)], axis=-1
+    ).astype(np.uint8)
+    trace = Trace(
+        meta={
+            "family": family,
+            "input": {"path": "synthetic.png", "kind": "image", "frame": 0, "size": [width, height]},
+            "grid": grid.to_json(),
+            "labels": ["circle", "square", "triangle", "star"],
+            "threshold": 0.5,
+        }
+    )
     trace["input/image"] = image
     # detections: three boxes, fed by queries 4, 1, 2
     boxes = np.array([[8, 8, 40, 40], [60, 20, 100, 70], [20, 50, 60, 90]], np.float32)

@@ -73,9 +73,7 @@ class MessageBar(QFrame):
 
     def show_message(self, text: str, level: str) -> None:
         self.label.setText(text)
-        self.setStyleSheet(
-            f"MessageBar {{{LEVEL_STYLE.get(level, '')}}} QLabel {{{LEVEL_STYLE.get(level, '')}}}"
-        )
+        self.setStyleSheet(f"MessageBar {{{LEVEL_STYLE.get(level, '')}}} QLabel {{{LEVEL_STYLE.get(level, '')}}}")
         self.show()
 
 
@@ -120,12 +118,8 @@ class MainWindow(QMainWindow):
         self._dock("Timeline", self.timeline_panel, bottom)
         self.tabifyDockWidget(self.docks["Relations"], self.docks["Geometry"])
         self.docks["Relations"].raise_()
-        self.resizeDocks(
-            [self.docks["Model"], self.docks["Attention"]], [300, 420], Qt.Orientation.Horizontal
-        )
-        self.resizeDocks(
-            [self.docks["Attention"], self.docks["Relations"]], [430, 380], Qt.Orientation.Vertical
-        )
+        self.resizeDocks([self.docks["Model"], self.docks["Attention"]], [300, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Attention"], self.docks["Relations"]], [430, 380], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
 
         self.status_text = QLabel("")
@@ -213,9 +207,7 @@ class MainWindow(QMainWindow):
             self.timeline_panel.step(delta)
 
     def open_dialog(self) -> None:
-        exts = " ".join(
-            f"*{s}" for s in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES, *CHECKPOINT_SUFFIXES, *TRACE_SUFFIXES)
-        )
+        exts = " ".join(f"*{s}" for s in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES, *CHECKPOINT_SUFFIXES, *TRACE_SUFFIXES))
         paths, _ = QFileDialog.getOpenFileNames(self, "Open", "", f"relviz inputs ({exts});;All files (*)")
         if paths:
             self.state.openRequested.emit(paths)
@@ -346,9 +338,7 @@ class MainWindow(QMainWindow):
     # -- state → window ------------------------------------------------------------------------------
     def _on_message(self, text: str, level: str) -> None:
         self.status_text.setText(text)
-        self.status_text.setStyleSheet(
-            {"error": "color:#ff6b6b;", "warning": "color:#f0c040;"}.get(level, "")
-        )
+        self.status_text.setStyleSheet({"error": "color:#ff6b6b;", "warning": "color:#f0c040;"}.get(level, ""))
         if level in ("error", "warning"):
             self.message_bar.show_message(text, level)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from relviz.app import maps
@@ -62,6 +62,8 @@ class AttentionPanel(QWidget):
         self.tiles: list[_Tile] = []
         self.map: maps.Map | None = None
         self._updating = False
+        self._pending = False
+        self._shapes: list[tuple[int, ...]] = []
         self.source.currentIndexChanged.connect(self._on_source)
         self.layer.valueChanged.connect(self._on_layer)
         self.mean_box.toggled.connect(self._on_mean)
@@ -76,11 +78,18 @@ class AttentionPanel(QWidget):
         for src in maps.sources(self.state.trace):
             self.source.addItem(f"{src.label} ({src.driver})", src.key)
         self._updating = False
-        self._on_selection(frozenset({"source", "layer", "head", "object", "point"}))
+        self.refresh()
 
     def _on_selection(self, changed: frozenset) -> None:
+        """Coalesced: a burst of hovers redraws the small multiples once, after the canvas."""
         if not changed & {"source", "layer", "head", "object", "point", "term", "frame"}:
             return
+        if not self._pending:
+            self._pending = True
+            QTimer.singleShot(0, self.refresh)
+
+    def refresh(self) -> None:
+        self._pending = False
         st, sel = self.state, self.state.sel
         src = st.current_source()
         self._updating = True
@@ -92,8 +101,7 @@ class AttentionPanel(QWidget):
         li = maps.layer_index(n_layers, sel.layer)
         self.layer.setValue(li)
         self.layer_label.setText(
-            f"{'block' if src and src.key in ('nonlocal', 'lrnet') else 'layer'} "
-            f"{src.layers[li] if src else '–'}"
+            f"{'block' if src and src.key in ('nonlocal', 'lrnet') else 'layer'} {src.layers[li] if src else '–'}"
         )
         self.mean_box.setChecked(sel.head is None)
         self._updating = False
@@ -108,6 +116,7 @@ class AttentionPanel(QWidget):
     def _ensure_tiles(self, n: int) -> None:
         if len(self.tiles) == n:
             return
+        self._shapes = []
         self.plots.clear()
         self.tiles = []
         rows, cols = grid_shape(n)
@@ -126,9 +135,7 @@ class AttentionPanel(QWidget):
             elif src is None:
                 self.info.setText("this trace has no attention maps")
             else:
-                self.info.setText(
-                    f"{src.label}: select {'an object' if src.driver == 'object' else 'a point'}"
-                )
+                self.info.setText(f"{src.label}: select {'an object' if src.driver == 'object' else 'a point'}")
             return
         values = m.values
         if m.grid is None and m.points is not None:
@@ -151,7 +158,9 @@ class AttentionPanel(QWidget):
             chosen = (sel.head is None and is_mean) or (sel.head == i and not is_mean) or heads == 1
             tile.frame.setRect(QRectF(0, 0, data.shape[1], data.shape[0]))
             tile.frame.setPen(pg.mkPen("#00ff88", width=3, cosmetic=True) if chosen else pg.mkPen(None))
-            tile.vb.autoRange(padding=0.02)
+            if i >= len(self._shapes) or self._shapes[i] != data.shape:
+                tile.vb.autoRange(padding=0.02)
+        self._shapes = [t.shape for t in tiles]
         self.info.setText(m.title + ("" if shared is not None else " · per-tile ranges"))
 
     # -- view → state --------------------------------------------------------------------------------

@@ -14,7 +14,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
 
 from relviz.app import maps
 from relviz.app.panels.common import configure_pyqtgraph, label_color, levels, lut
@@ -147,6 +156,9 @@ class CanvasPanel(QWidget):
         self.marker.setZValue(4)
         for item in (self.image_item, self.heat_item, self.overlay, self.points_item, self.marker):
             self.vb.addItem(item)
+        # the photo and the boxes do not change on a hover: repaint them from a device-pixel cache
+        self.image_item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.overlay.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
         self.placeholder = QLabel(
             "<h2>relviz</h2><p>Drop an image, video, folder or checkpoint (.pth, .pt, .safetensors) "
@@ -294,8 +306,11 @@ class CanvasPanel(QWidget):
         if self.state.trace is None:
             if self.state.image is None:
                 return ""
-            return f"{self.state.model.describe()} — Run (Ctrl+R) to see its relations" if self.state.model.name \
+            return (
+                f"{self.state.model.describe()} — Run (Ctrl+R) to see its relations"
+                if self.state.model.name
                 else "no model loaded: choose one in the Model panel, or drop a checkpoint"
+            )
         if m is None:
             src = self.state.current_source()
             if src is None:
@@ -360,9 +375,7 @@ class CanvasPanel(QWidget):
         (paper figures put the points on objects) — Ctrl/Shift+click selects the object instead.
         """
         boxes = maps.detections(self.state.trace)[0]
-        inside = np.flatnonzero(
-            (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3])
-        )
+        inside = np.flatnonzero((boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3]))
         if len(inside) and (pick_object or not self._point_mode()):
             areas = (boxes[inside, 2] - boxes[inside, 0]) * (boxes[inside, 3] - boxes[inside, 1])
             self.state.select(object=int(inside[np.argmin(areas)]), partner=None)

@@ -13,9 +13,7 @@ def configure_pyqtgraph() -> None:
     """Set pyqtgraph's global options once: row-major images (numpy's (H, W) order), white-on-dark."""
     global _CONFIGURED
     if not _CONFIGURED:
-        pg.setConfigOptions(
-            imageAxisOrder="row-major", antialias=True, background="#1e1e1e", foreground="#d0d0d0"
-        )
+        pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1e1e", foreground="#d0d0d0")
         _CONFIGURED = True
 
 

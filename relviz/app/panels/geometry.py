@@ -73,9 +73,7 @@ class GeometryPanel(QWidget):
         others = np.array([i for i in range(len(rel.boxes)) if i != r], int)
         values = rel.matrix[r, others]
         self.relation_points = np.column_stack([offsets[others], values])
-        plot = self.plots.addPlot(
-            row=row, col=0, title=f"ω_G of object {sel.object} ({module}) at relative position"
-        )
+        plot = self.plots.addPlot(row=row, col=0, title=f"ω_G of object {sel.object} ({module}) at relative position")
         plot.setLabel("bottom", "Δx / w")
         plot.setLabel("left", "Δy / h")
         plot.invertY(True)
@@ -101,11 +99,7 @@ class GeometryPanel(QWidget):
         if not layers:
             return row
         src = self.state.current_source()
-        li = (
-            maps.layer_index(len(layers), sel.layer)
-            if src is not None and src.key == "lrnet"
-            else len(layers) - 1
-        )
+        li = maps.layer_index(len(layers), sel.layer) if src is not None and src.key == "lrnet" else len(layers) - 1
         name = layers[li]
         prior = np.asarray(trace[f"lrnet/{name}/geometry"], np.float32)  # (m, k, k)
         sub = self.plots.addLayout(row=row, col=0)

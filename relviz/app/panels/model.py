@@ -31,9 +31,7 @@ class ModelPanel(QWidget):
         self.zoo = QComboBox()
         self.zoo.setToolTip("models relviz knows; bundled ones carry trained demo weights")
         self.weights = QComboBox()
-        self.weights.setToolTip(
-            "bundled weights, seeded random weights (to try the pipeline), or a checkpoint"
-        )
+        self.weights.setToolTip("bundled weights, seeded random weights (to try the pipeline), or a checkpoint")
         self.load = QPushButton("Load model")
         self.open_ckpt = QPushButton("Open checkpoint…")
         self.device = QComboBox()

@@ -116,12 +116,8 @@ class RelationsPanel(QWidget):
         self.matrix_item.setRect(QRectF(0, 0, m.shape[1], n))
         self.matrix_plot.setRange(QRectF(0, 0, m.shape[1], n), padding=0.02)
         head = "mean of heads" if sel.head is None else f"head {sel.head}"
-        term_sym = (
-            maps.TERM_SYMBOLS.get(sel.term, sel.term) if sel.module != maps.DETR_DECODER_MODULE else "attn"
-        )
-        self.info.setText(
-            f"{sel.module}: {term_sym}, {head}, {n} objects, range {m.min():.3g} … {m.max():.3g}"
-        )
+        term_sym = maps.TERM_SYMBOLS.get(sel.term, sel.term) if sel.module != maps.DETR_DECODER_MODULE else "attn"
+        self.info.setText(f"{sel.module}: {term_sym}, {head}, {n} objects, range {m.min():.3g} … {m.max():.3g}")
         row = maps.row_of_detection(rel, sel.object)
         if row is None:
             self.row_box.setRect(QRectF())
