@@ -177,6 +177,7 @@ def test_selecting_a_row_changes_the_selection_everywhere(qtbot, window):
     assert rel.row_box.rect().y() == 2 and rel.row_box.rect().height() == 1
     q = int(trace["detections/query"][2])
     cross = trace["detr/decoder/cross_attn"]
+    qtbot.wait(5)  # the small multiples refresh right after the canvas, coalesced
     np.testing.assert_array_equal(window.attention_panel.map.values.reshape(3, -1), cross[-1, :, q])
     np.testing.assert_allclose(window.canvas.last_heat.ravel(), cross[-1, :, q].mean(axis=0), rtol=1e-6)
     # arrows start at the strongest contributors and end at object 2's centre
@@ -200,6 +201,7 @@ def test_head_and_layer_keys_change_the_shown_map(qtbot, window):
     QTest.keyClick(window, Qt.Key.Key_BracketLeft)
     assert window.state.sel.layer == 0
     np.testing.assert_array_equal(window.canvas.last_heat.ravel(), cross[0, 2, q])
+    qtbot.wait(5)
     assert window.attention_panel.layer.value() == 0
     QTest.keyClick(window, Qt.Key.Key_9)  # only 3 heads: refused with a message
     assert window.state.sel.head == 2 and "only" in window.state.last_message[0]
@@ -229,6 +231,7 @@ def test_a_point_click_shows_the_map_of_that_points_row(qtbot, window):
     np.testing.assert_allclose(window.canvas.last_heat.ravel(), rows[-1].mean(axis=0), rtol=1e-6)
     window.state.set_head(1)
     np.testing.assert_allclose(window.canvas.last_heat.ravel(), rows[-1, 1], rtol=1e-6)
+    qtbot.wait(5)
     np.testing.assert_allclose(window.attention_panel.map.values.reshape(3, -1), rows[-1], rtol=1e-6)
 
 
