@@ -95,6 +95,7 @@ def tiny_detr(tmp_path_factory):
 
 def test_dropping_a_checkpoint_and_an_image_fills_the_objects_table(qtbot, window, tiny_detr, image_file):
     window.state.threshold = 0.0  # random weights: every query is a detection
+    window.state.resize = 64
     drop(window, [tiny_detr, image_file])
     qtbot.waitUntil(lambda: window.state.trace is not None, timeout=WAIT)
     trace = window.state.trace

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,19 @@ def _to_cpu(loaded) -> None:
         torch.cuda.empty_cache()
 
 
-def _run_image(ctx: TaskContext, loaded, path: str, threshold: float) -> Trace:
+@dataclass(frozen=True)
+class RunChoice:
+    """The user's run settings, handed to workers by value."""
+
+    threshold: float = 0.7
+    resize: int | None = None  # shorter side; None = the family's default, 0 = keep the size
+
+
+def _run_image(ctx: TaskContext, loaded, path: str, run: RunChoice) -> Trace:
     ctx.progress(-1, f"running {loaded.name} on {Path(path).name}…")
     import relviz.zoo as zoo
 
-    options = zoo.RunOptions(threshold=threshold)
+    options = zoo.RunOptions(threshold=run.threshold, resize=run.resize)
     try:
         return zoo.run_model(loaded, path, options)
     except Exception as exc:  # noqa: BLE001
@@ -96,13 +105,13 @@ def _run_image(ctx: TaskContext, loaded, path: str, threshold: float) -> Trace:
         return zoo.run_model(loaded, path, options)
 
 
-def _run_frames(loaded, frames: list[np.ndarray], source: dict[str, Any], threshold: float, frame: int) -> Trace:
+def _run_frames(loaded, frames: list[np.ndarray], source: dict[str, Any], run: RunChoice, frame: int) -> Trace:
     """Run an image family on an already decoded frame (no second decode), as ``run_model`` does."""
     import torch
 
     import relviz.zoo as zoo
 
-    options = zoo.RunOptions(threshold=threshold, frame=frame)
+    options = zoo.RunOptions(threshold=run.threshold, resize=run.resize, frame=frame)
     with torch.inference_mode():
         trace = loaded.family.run(loaded, frames, source, options)
     trace.meta.setdefault("model", loaded.describe())
@@ -129,7 +138,7 @@ class _VideoSource:
 
 
 def _video_step(
-    ctx: TaskContext, video: _VideoSource, index: int, loaded, threshold: float, clip_length: int | None
+    ctx: TaskContext, video: _VideoSource, index: int, loaded, run: RunChoice, clip_length: int | None
 ) -> tuple[int, np.ndarray, Trace | None, str]:
     image = video.frame(index)
     if loaded is None:
@@ -151,10 +160,10 @@ def _video_step(
                 trace = zoo.run_model(
                     loaded,
                     video.path,
-                    zoo.RunOptions(threshold=threshold, frame=index, clip_length=clip_length),
+                    zoo.RunOptions(threshold=run.threshold, resize=run.resize, frame=index, clip_length=clip_length),
                 )
             else:
-                trace = _run_frames(loaded, [image], source, threshold, index)
+                trace = _run_frames(loaded, [image], source, run, index)
             return index, image, trace, note
         except Exception as exc:  # noqa: BLE001
             if attempt or not _is_oom(exc) or loaded.device.type == "cpu":
@@ -244,6 +253,7 @@ class Controller(QObject):
         pool: str = "model",
         done=None,
         failed=None,
+        cancelled=None,
         busy: bool = True,
         progress: bool = True,
     ) -> Task:
@@ -270,7 +280,7 @@ class Controller(QObject):
             finished=finished,
             progress=(lambda p, t: self.state.progress.emit(p, t)) if progress else None,
             note=lambda text, level: self.state.info(text, level),
-            cancelled=lambda: self.state.info(f"cancelled {name}", "info"),
+            cancelled=lambda: (self.state.info(f"cancelled {name}", "info"), cancelled and cancelled()),
         )
 
     def idle(self) -> bool:
@@ -580,10 +590,13 @@ class Controller(QObject):
             _run_image,
             self.loaded,
             str(path),
-            self.state.threshold,
+            self.run_choice(),
             done=done,
             failed=failed,
         )
+
+    def run_choice(self) -> RunChoice:
+        return RunChoice(float(self.state.threshold), self.state.resize)
 
     def _sync_device_info(self) -> None:
         if self.loaded is not None and str(self.loaded.device) != self.state.model.device:
@@ -633,10 +646,11 @@ class Controller(QObject):
             self.video,
             index,
             self.loaded,
-            self.state.threshold,
+            self.run_choice(),
             self.clip_length,
             done=done,
             failed=failed,
+            cancelled=lambda: self._next_frame(),
             busy=False,
             progress=False,
         )
@@ -719,7 +733,7 @@ class Controller(QObject):
                 str(self.state.source_path),
                 path,
                 self.loaded,
-                self.state.threshold,
+                self.run_choice(),
                 self.state.sel,
                 options,
                 done=lambda p: self.state.info(f"wrote {p}"),
@@ -742,5 +756,6 @@ class Controller(QObject):
             "device": info.device or "auto",
             "precision": info.precision or "fp32",
             "threshold": float((st.trace.meta.get("threshold") if st.trace else None) or st.threshold),
+            "resize": st.resize,
             "frame": int(st.sel.frame),
         }

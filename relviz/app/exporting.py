@@ -169,7 +169,7 @@ def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np
     return out
 
 
-def export_video(ctx, video_path: str, path: str, loaded, threshold: float, sel, options: dict[str, Any]) -> str:
+def export_video(ctx, video_path: str, path: str, loaded, run, sel, options: dict[str, Any]) -> str:
     from relviz.app.controller import _video_step, _VideoSource
 
     out_path = Path(path)
@@ -191,7 +191,7 @@ def export_video(ctx, video_path: str, path: str, loaded, threshold: float, sel,
             for index in range(start, stop):
                 ctx.progress(100 * (index - start) / max(stop - start, 1), f"frame {index} of {stop - 1}")
                 try:
-                    _, image, trace, _ = _video_step(ctx, video, index, loaded, threshold, None)
+                    _, image, trace, _ = _video_step(ctx, video, index, loaded, run, None)
                 except BadInputError:
                     if index == start:
                         raise

@@ -83,8 +83,11 @@ def _write_timing(window) -> None:
         return
     import json
 
-    data = {"window_shown_at": window.shown_at, "zoo_ready_at": window.controller.zoo_ready_at,
-            "torch_before_window": window.torch_before_window}
+    data = {
+        "window_shown_at": window.shown_at,
+        "zoo_ready_at": window.controller.zoo_ready_at,
+        "torch_before_window": window.torch_before_window,
+    }
     Path(target).write_text(json.dumps(data))
 
 

@@ -7,7 +7,7 @@ work off the UI thread (load a model, run, open a file, export) are signals here
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ class AppState(QObject):
         self.devices: list[str] = ["auto", "cpu"]
         self.precisions: list[str] = ["fp32", "bf16", "fp16"]
         self.threshold = 0.7
+        self.resize: int | None = None  # model input's shorter side; None = the family's default
         self.busy = False
         self.busy_text = ""
         self.last_message: tuple[str, str] = ("", "")
@@ -121,9 +122,11 @@ class AppState(QObject):
         if self.sel.source not in keys:
             driver = "object" if changes.get("object") is not None else "point"
             changes["source"] = maps.default_source(trace, driver) or (keys[0] if keys else None)
+        changed = {k for k, v in changes.items() if getattr(self.sel, k) != v}
         self.sel = replace(self.sel, **changes)
         self.traceChanged.emit()
-        self.selectionChanged.emit(frozenset(f.name for f in fields(Selection)))
+        # "trace": every map must be recomputed, though the selection fields may be the same
+        self.selectionChanged.emit(frozenset(changed | {"trace"}))
 
     # -- selection -----------------------------------------------------------------------------------
     def select(self, **changes: Any) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +43,12 @@ class ModelPanel(QWidget):
         self.threshold.setDecimals(2)
         self.threshold.setValue(state.threshold)
         self.threshold.setToolTip("detections with a score below this are not shown")
+        self.resize = QSpinBox()
+        self.resize.setRange(0, 2000)
+        self.resize.setSingleStep(32)
+        self.resize.setSpecialValueText("model default")
+        self.resize.setSuffix(" px")
+        self.resize.setToolTip("shorter side of the model's input (smaller runs faster; DETR's default is 800)")
         self.run = QPushButton("Run")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
@@ -57,6 +64,7 @@ class ModelPanel(QWidget):
         form.addRow("device", self.device)
         form.addRow("precision", self.precision)
         form.addRow("score ≥", self.threshold)
+        form.addRow("input size", self.resize)
         buttons = QHBoxLayout()
         buttons.addWidget(self.load)
         buttons.addWidget(self.open_ckpt)
@@ -79,6 +87,7 @@ class ModelPanel(QWidget):
         self.run.clicked.connect(state.runRequested.emit)
         self.cancel.clicked.connect(state.cancelRequested.emit)
         self.threshold.editingFinished.connect(self._on_threshold)
+        self.resize.editingFinished.connect(self._on_resize)
         state.zooChanged.connect(self._on_zoo_list)
         state.modelChanged.connect(self._on_model)
         state.busyChanged.connect(self._on_busy)
@@ -180,6 +189,13 @@ class ModelPanel(QWidget):
         )
         if path:
             self.state.openRequested.emit([path])
+
+    def _on_resize(self) -> None:
+        value = int(self.resize.value()) or None
+        if value != self.state.resize:
+            self.state.resize = value
+            if self.state.model.name and self.state.source_path is not None:
+                self.state.runRequested.emit()
 
     def _on_threshold(self) -> None:
         value = float(self.threshold.value())

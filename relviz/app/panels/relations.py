@@ -107,7 +107,14 @@ class RelationsPanel(QWidget):
             self.bars.setOpts(x=[], height=[])
             self.row_box.setRect(QRectF())
             self.cell_box.setRect(QRectF())
-            self.info.setText("no relation module in this trace" if self.state.trace is not None else "")
+            trace = self.state.trace
+            if trace is None:
+                text = ""
+            elif maps.relation_modules(trace):
+                text = "no objects to relate (no detections above the score threshold)"
+            else:
+                text = "no relation module in this trace"
+            self.info.setText(text)
             return
         m = rel.matrix
         n = m.shape[0]

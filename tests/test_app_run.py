@@ -1,0 +1,170 @@
+"""The application with a real (tiny, random-weight) DETR: video following, video export, cancel,
+GPU out-of-memory fallback, and the real ``relviz`` command's screenshot mode."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+from relviz.app import controller as ctl
+from relviz.app.settings import Settings
+from relviz.app.window import MainWindow
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 90_000
+SMALL = {"backbone_depth": 18, "hidden_dim": 32, "nheads": 4, "enc_layers": 1, "dec_layers": 2,
+         "dim_feedforward": 32, "num_queries": 6, "num_classes": 3}
+
+
+@pytest.fixture(scope="module")
+def tiny_detr(tmp_path_factory):
+    from relviz import zoo
+
+    loaded = zoo.load_model("detr-r50", weights="none", device="cpu", overrides=SMALL, seed=0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_detr.pth"
+    torch.save({"model": loaded.module.state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(Settings(settings=QSettings(str(tmp_path / "relviz.ini"), QSettings.Format.IniFormat)))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.controller.shutdown()
+
+
+def write_video(path, frames=6, size=(64, 48)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 60, np.uint8)
+        frame[10:30, 4 + 6 * i : 24 + 6 * i] = (0, 200, 255)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def load(qtbot, window, ckpt):
+    window.state.threshold = 0.0  # random weights: every query becomes a detection
+    window.state.resize = 64  # a small input keeps the test quick
+    window.state.openRequested.emit([str(ckpt)])
+    qtbot.waitUntil(lambda: window.controller.loaded is not None, timeout=WAIT)
+
+
+def test_video_runs_per_frame_and_the_selection_follows_the_query(qtbot, window, tiny_detr, tmp_path):
+    load(qtbot, window, tiny_detr)
+    window.state.openRequested.emit([str(write_video(tmp_path / "clip.mp4"))])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.state.video_frames == 6, timeout=WAIT)
+    trace0 = window.state.trace
+    assert trace0.meta["input"]["frame"] == 0 and trace0.meta["input"]["kind"] == "video"
+    window.state.select(object=3)
+    query = int(trace0["detections/query"][3])
+    window.timeline_panel.fwd.click()
+    qtbot.waitUntil(lambda: window.state.trace.meta["input"]["frame"] == 1, timeout=WAIT)
+    trace1 = window.state.trace
+    assert int(trace1["detections/query"][window.state.sel.object]) == query
+    assert window.objects_panel.table.rowCount() == len(trace1["detections/boxes"])
+
+
+def test_export_video_with_overlays_writes_every_frame(qtbot, window, tiny_detr, tmp_path):
+    load(qtbot, window, tiny_detr)
+    video = write_video(tmp_path / "clip.mp4", frames=4)
+    window.state.openRequested.emit([str(video)])
+    qtbot.waitUntil(lambda: window.state.trace is not None, timeout=WAIT)
+    out = tmp_path / "out.mp4"
+    window.state.exportRequested.emit("video", {"path": str(out)})
+    qtbot.waitUntil(lambda: out.is_file() and "wrote" in window.state.last_message[0], timeout=WAIT)
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 4 and frames[0].shape == (48, 64, 3)
+    raw = cv2.VideoCapture(str(video)).read()[1]
+    assert np.abs(frames[0].astype(int) - raw.astype(int)).mean() > 5  # boxes and heatmap drawn over it
+    assert not [p for p in os.listdir(tmp_path) if ".part" in p]
+
+
+def test_cancelling_an_export_leaves_no_file(qtbot, window, tiny_detr, tmp_path):
+    load(qtbot, window, tiny_detr)
+    video = write_video(tmp_path / "long.mp4", frames=40)
+    window.state.openRequested.emit([str(video)])
+    qtbot.waitUntil(lambda: window.state.trace is not None, timeout=WAIT)
+    out = tmp_path / "never.mp4"
+    window.state.exportRequested.emit("video", {"path": str(out)})
+    qtbot.waitUntil(lambda: window.state.busy, timeout=WAIT)
+    window.model_panel.cancel.click()
+    qtbot.waitUntil(lambda: "cancelled" in window.state.last_message[0], timeout=WAIT)
+    qtbot.waitUntil(lambda: window.controller.idle(), timeout=WAIT)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if ".part" in p]
+
+
+class _Ctx:
+    def __init__(self):
+        self.notes = []
+
+    def progress(self, *a):
+        pass
+
+    def note(self, text, level="warning"):
+        self.notes.append(text)
+
+
+def test_gpu_out_of_memory_falls_back_to_cpu_with_a_message(monkeypatch, tiny_detr, tmp_path):
+    from relviz import zoo
+
+    loaded = zoo.load_model(weights=str(tiny_detr), device="cpu")
+    loaded.device = torch.device("cuda", 0)  # pretend it sits on a GPU that is full
+    calls = []
+    real_run = zoo.run_model
+
+    def run_model(model, path, options=None):
+        calls.append(str(model.device))
+        if model.device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_run(model, path, options)
+
+    monkeypatch.setattr(zoo, "run_model", run_model)
+    image = tmp_path / "img.png"
+    Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(image)
+    ctx = _Ctx()
+    trace = ctl._run_image(ctx, loaded, str(image), ctl.RunChoice(0.0, 64))
+    assert calls == ["cuda:0", "cpu"]
+    assert loaded.device.type == "cpu" and "fell back to the CPU" in ctx.notes[0]
+    assert len(trace["detections/boxes"]) == 6
+
+
+def test_the_relviz_command_saves_a_screenshot_and_exits_0(tmp_path, tiny_detr):
+    image = tmp_path / "scene.png"
+    scene = np.full((60, 80, 3), 200, np.uint8)
+    scene[10:40, 10:50] = (230, 20, 20)
+    Image.fromarray(scene).save(image)
+    out = tmp_path / "shot.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "relviz", "--screenshot", str(out), str(tiny_detr), str(image)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    shot = Image.open(out)
+    assert shot.size[0] >= 800 and shot.size[1] >= 500
+    # the window shows the image, not only the empty placeholder: its red square is on the canvas
+    px = np.asarray(shot.convert("RGB")).astype(int)
+    red = (px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)
+    assert red.sum() > 5000
+
+
+def test_without_a_display_the_command_says_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run([sys.executable, "-m", "relviz"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "no display" in proc.stderr
