@@ -119,7 +119,7 @@ def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
             title = ("mean" if h is None else f"head {h}") if r == 0 else None
             image_axes(ax, trace.image, trace.image_size, title)
             im = heatmap(ax, maps[r][c], trace.image_size, norms[r * len(columns) + c], options.cmap)
-            draw_boxes(ax, boxes[k : k + 1], [caps[k]] if c == 0 else None, linewidth=0.8)
+            draw_boxes(ax, boxes[k : k + 1], [caps[k]] if c == 0 else None, linewidth=0.8, first_index=k)
             if options.colorbar and not options.shared_range:
                 colorbar(fig, im, ax, "attention")
     fig.suptitle(f"decoder cross-attention, layer {layer}", fontsize=9)

@@ -66,10 +66,13 @@ def heatmap(ax: Axes, values: np.ndarray, size: tuple[int, int], norm: Normalize
 
 
 def draw_boxes(ax: Axes, boxes: np.ndarray, captions: Sequence[str] | None = None,
-               highlight: int | None = None, linewidth: float = 1.2) -> None:
-    """Boxes (N, 4) xyxy as vector rectangles with captions; the highlighted one drawn thicker."""
+               highlight: int | None = None, linewidth: float = 1.2, first_index: int = 0) -> None:
+    """Boxes (N, 4) xyxy as vector rectangles with captions; the highlighted one drawn thicker.
+
+    Box ``i`` is detection ``first_index + i`` and takes that detection's colour everywhere.
+    """
     for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, dtype=float).reshape(-1, 4)):
-        color = BOX_COLORS[i % len(BOX_COLORS)]
+        color = BOX_COLORS[(first_index + i) % len(BOX_COLORS)]
         lw = linewidth * (2.2 if i == highlight else 1.0)
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=lw))
         if captions is not None and i < len(captions) and captions[i]:

@@ -158,7 +158,7 @@ class DETRFamily(Family):
         trace["detections/query"] = keep.cpu().numpy().astype(np.int64)
         trace["input/image"] = image
         fh, fw = out["mask"].shape[-2:]
-        stride = model.config.get("dilation") and 16 or 32
+        stride = 16 if model.config.get("dilation") else 32
         grid = Grid(int(fh), int(fw), float(stride), x.shape[-1] / width, x.shape[-2] / height)
         trace.meta.update(
             family=self.name,

@@ -1,0 +1,309 @@
+"""LR-Net figures: one pixel's local relation kernels (``local-relation``) and every layer's geometry
+priors (``geometry-priors``), plus :func:`pixel_kernels`, which computes a pixel's k×k kernels from the
+trace — from the stored ``/weight`` and ``/appearance`` when the trace has them, else from the layer's
+factors (keys, queries and geometry prior), so a large input never needs the full (G,k·k,H,W) tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from relviz.core.errors import BadInputError
+from relviz.core.grid import Grid, check_point
+from relviz.core.trace import Trace, softmax
+from relviz.render.figure import colorbar, image_axes, mark_point, new_figure
+from relviz.render.views import ViewOptions, register_view
+
+MAX_GROUPS = 16
+
+
+@dataclass
+class PixelKernels:
+    """The k×k kernels of every group at one output cell of one layer."""
+
+    layer: str
+    geometry: np.ndarray  # (G, k, k) logits of the geometry prior f_θg(p − p′)
+    appearance: np.ndarray  # (G, k, k) Φ(q_p′, k_p); NaN where the window leaves the image
+    weight: np.ndarray  # (G, k, k) ω = softmax(appearance + geometry) over the window; 0 outside
+    valid: np.ndarray  # (k, k) True where the window cell lies inside the layer's input
+    cell: tuple[int, int]  # (row, column) of the output cell p′
+    centre: tuple[int, int]  # (row, column) of p′ on the layer's input grid
+    input_grid: Grid  # the layer's input grid (window cells live on it)
+
+    def window_extent(self) -> tuple[float, float, float, float]:
+        """(x0, x1, y0, y1) in original-image pixels of the k×k window."""
+        k = self.geometry.shape[-1]
+        c = k // 2
+        g = self.input_grid
+        cw, ch = g.stride / g.scale_x, g.stride / g.scale_y
+        i, j = self.centre
+        return ((j - c) * cw, (j + c + 1) * cw, (i - c) * ch, (i + c + 1) * ch)
+
+
+def layer_names(trace: Trace) -> list[str]:
+    info = trace.meta.get("lrnet", {})
+    return list(info.get("order") or info.get("layers", {}))
+
+
+def resolve_layer(trace: Trace, layer: str | int | None) -> str:
+    """A layer given by name (``stem``, ``res3.0``) or index into the network order; None = the last."""
+    names = layer_names(trace)
+    if not names:
+        raise BadInputError("the trace holds no local relation layers (was it recorded with capture off?)")
+    if layer is None or layer == "":
+        return names[-1]
+    if str(layer) in names:
+        return str(layer)
+    try:
+        i = int(layer)
+    except (TypeError, ValueError):
+        i = None
+    if i is not None and -len(names) <= i < len(names):
+        return names[i]
+    raise BadInputError(
+        f"layer {layer!r} does not exist; valid layers: {', '.join(names)} (or an index 0..{len(names) - 1})"
+    )
+
+
+def _compose(q: np.ndarray, k: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "squared":
+        return -((q - k) ** 2)
+    if kind == "abs":
+        return -np.abs(q - k)
+    return q * k
+
+
+def pixel_kernels(trace: Trace, layer: str | int | None, x: float, y: float) -> PixelKernels:
+    """The kernels at original-image pixel (x, y): the output cell holding it, every group."""
+    name = resolve_layer(trace, layer)
+    check_point((x, y), trace.image_size)
+    info = trace.meta["lrnet"]["layers"][name]
+    grid = Grid.from_json(info["grid"])
+    in_grid = Grid.from_json(info["input_grid"])
+    k, s = int(info["kernel_size"]), int(info["stride"])
+    c = k // 2
+    flat = grid.cell_of_point(x, y)
+    i, j = divmod(flat, grid.width)
+    prefix = f"lrnet/{name}"
+    geometry = np.asarray(trace[f"{prefix}/geometry"], dtype=np.float32)
+    g = geometry.shape[0]
+    ci, cj = i * s, j * s
+    rows = np.arange(ci - c, ci + c + 1)
+    cols = np.arange(cj - c, cj + c + 1)
+    valid = ((rows >= 0) & (rows < in_grid.height))[:, None] & ((cols >= 0) & (cols < in_grid.width))[None, :]
+    if f"{prefix}/weight" in trace:
+        weight = trace[f"{prefix}/weight"][:, :, i, j].reshape(g, k, k).astype(np.float32)
+        appearance = trace[f"{prefix}/appearance"][:, :, i, j].reshape(g, k, k).astype(np.float32)
+        appearance = np.where(valid, appearance, np.nan)
+    else:
+        keys = trace[f"{prefix}/key"]  # (G, H, W)
+        query = trace[f"{prefix}/query"][:, i, j]  # (G,)
+        rr = np.clip(rows, 0, in_grid.height - 1)
+        cc = np.clip(cols, 0, in_grid.width - 1)
+        window = keys[:, rr][:, :, cc]  # (G, k, k)
+        appearance = _compose(query[:, None, None], window, info["composability"]).astype(np.float32)
+        appearance = np.where(valid, appearance, np.nan)
+        logits = np.where(valid, appearance + geometry, -np.inf).reshape(g, k * k)
+        weight = softmax(logits, axis=1).reshape(g, k, k).astype(np.float32)
+    return PixelKernels(name, geometry, appearance, weight, valid, (int(i), int(j)), (int(ci), int(cj)), in_grid)
+
+
+def _groups(options: ViewOptions, count: int) -> list[int]:
+    head = options.head
+    if head is None or str(head).lower() in ("mean", "all", ""):
+        limit = int(options.extra.get("max_groups", MAX_GROUPS))
+        return list(range(min(count, max(1, limit))))
+    try:
+        h = int(head)
+    except (TypeError, ValueError):
+        raise BadInputError(f"group {head!r} is neither 'mean' (all groups) nor an index 0..{count - 1}") from None
+    if not 0 <= h < count:
+        raise BadInputError(f"group {h} does not exist; this layer has groups 0..{count - 1} (or 'mean' for all)")
+    return [h]
+
+
+def _crop(image: np.ndarray | None, extent: tuple[float, float, float, float]):
+    if image is None:
+        return None, None
+    h, w = image.shape[:2]
+    x0, x1, y0, y1 = extent
+    a0, a1 = max(0, int(math.floor(x0))), min(w, int(math.ceil(x1)))
+    b0, b1 = max(0, int(math.floor(y0))), min(h, int(math.ceil(y1)))
+    if a1 <= a0 or b1 <= b0:
+        return None, None
+    return image[b0:b1, a0:a1], (a0, a1, b1, b0)
+
+
+def _kernel_panel(ax, crop, crop_extent, values: np.ndarray, extent, norm: Normalize, cmap: str, title: str | None):
+    x0, x1, y0, y1 = extent
+    ax.set_facecolor("#808080")
+    if crop is not None:
+        ax.imshow(crop, extent=crop_extent, interpolation="bilinear")
+    im = ax.imshow(
+        np.ma.masked_invalid(values), extent=(x0, x1, y1, y0), cmap=cmap, norm=norm, alpha=0.7, interpolation="nearest"
+    )
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title, fontsize=7)
+    return im
+
+
+def _range(values: list[np.ndarray], symmetric: bool) -> Normalize:
+    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in values]) if values else np.zeros(1)
+    if finite.size == 0:
+        finite = np.zeros(1)
+    lo, hi = float(finite.min()), float(finite.max())
+    if symmetric:
+        r = max(abs(lo), abs(hi), 1e-12)
+        return Normalize(-r, r)
+    return Normalize(lo, hi if hi > lo else lo + 1e-12)
+
+
+def top_classes(trace: Trace, k: int = 5) -> list[tuple[str, float]]:
+    if "classification/logits" not in trace:
+        return []
+    logits = np.asarray(trace["classification/logits"], dtype=np.float64)
+    probs = softmax(logits)
+    labels = trace.meta.get("labels") or []
+    order = np.argsort(-probs)[:k]
+    return [(labels[i] if i < len(labels) else f"class {i}", float(probs[i])) for i in order]
+
+
+@register_view(
+    "local-relation",
+    ("lrnet",),
+    "LR-Net: the k×k kernels of every group at --point and --layer (geometry prior, appearance "
+    "term, final weight) on the image neighbourhood they cover; --head G picks one group",
+)
+def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
+    w, h = trace.image_size
+    point = options.point or (w / 2, h / 2)
+    check_point(point, trace.image_size)
+    kernels = pixel_kernels(trace, options.layer, *point)
+    groups = _groups(options, kernels.geometry.shape[0])
+    extent = kernels.window_extent()
+    crop, crop_extent = _crop(trace.image, extent)
+    per_col = 8
+    group_cols = max(1, math.ceil(len(groups) / per_col))
+    rows = math.ceil(len(groups) / group_cols)
+    terms = [
+        ("geometry", kernels.geometry, "coolwarm", True, "geometry prior"),
+        ("appearance", kernels.appearance, "coolwarm", True, "appearance Φ"),
+        ("weight", kernels.weight, options.cmap, False, "weight ω"),
+    ]
+    norms = {}
+    for key, values, _, symmetric, _ in terms:
+        sel = [values[g] for g in groups]
+        norms[key] = _range(sel, symmetric) if options.shared_range else None
+    width = options.width or 3.2 + 1.35 * 3 * group_cols
+    height = options.height or max(3.0, 1.0 + 1.15 * rows)
+    fig = new_figure(width, height)
+    left, right = fig.subfigures(1, 2, width_ratios=[3.0, 1.35 * 3 * group_cols])
+    ax = left.add_subplot()
+    image_axes(ax, trace.image, trace.image_size, f"layer {kernels.layer}, point ({point[0]:.0f}, {point[1]:.0f})")
+    x0, x1, y0, y1 = extent
+    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="#00ff7f", linewidth=1.0))
+    mark_point(ax, *point)
+    classes = top_classes(trace)
+    if classes:
+        ax.set_xlabel("\n".join(f"{name}: {p:.2f}" for name, p in classes), fontsize=7)
+    axes = right.subplots(rows, 3 * group_cols, squeeze=False)
+    mappables: dict[str, list] = {key: [] for key, *_ in terms}
+    for n, g in enumerate(groups):
+        r, gc = n % rows, n // rows
+        for t, (key, values, cmap, symmetric, label) in enumerate(terms):
+            a = axes[r, 3 * gc + t]
+            norm = norms[key] or _range([values[g]], symmetric)
+            title = label if r == 0 else None
+            im = _kernel_panel(a, crop, crop_extent, values[g], extent, norm, cmap, title)
+            if t == 0:
+                a.set_ylabel(f"group {g}", fontsize=7)
+            mappables[key].append((a, im))
+    for r in range(rows):
+        for gc in range(group_cols):
+            if gc * rows + r >= len(groups):
+                for t in range(3):
+                    axes[r, 3 * gc + t].axis("off")
+    if options.colorbar:
+        for key, *_ in terms:
+            if mappables[key] and options.shared_range:
+                right.colorbar(
+                    mappables[key][0][1],
+                    ax=[a for a, _ in mappables[key][:rows]],  # the first column of groups: no overlap
+                    location="bottom",
+                    shrink=0.9,
+                    aspect=12,
+                    label="ω" if key == "weight" else "logit",
+                )
+    total = kernels.geometry.shape[0]
+    shown = f"groups {groups[0]}–{groups[-1]} of {total}" if len(groups) > 1 else f"group {groups[0]} of {total}"
+    k = kernels.geometry.shape[-1]
+    fig.suptitle(f"local relation kernels ({k}×{k}) at output cell {kernels.cell}; {shown}", fontsize=9)
+    return fig
+
+
+@register_view(
+    "geometry-priors",
+    ("lrnet",),
+    "LR-Net: every layer's k×k geometry prior per group as a grid (--term geometry: logits; "
+    "weight: softmax over the window, the fixed kernel the layer would use without appearance)",
+)
+def geometry_priors_view(trace: Trace, options: ViewOptions) -> Figure:
+    names = layer_names(trace)
+    if not names:
+        raise BadInputError("the trace holds no local relation layers (was it recorded with capture off?)")
+    if options.layer not in (None, ""):
+        names = [resolve_layer(trace, options.layer)]
+    term = options.term or "geometry"
+    if term not in ("geometry", "weight"):
+        raise BadInputError(
+            f"--term {term} does not apply to geometry priors; use geometry (logits) or "
+            "weight (softmax over the window)"
+        )
+    limit = int(options.extra.get("max_groups", MAX_GROUPS))
+    priors = []
+    for name in names:
+        geom = np.asarray(trace[f"lrnet/{name}/geometry"], dtype=np.float32)
+        if term == "weight":
+            g, k, _ = geom.shape
+            geom = softmax(geom.reshape(g, k * k), axis=1).reshape(g, k, k)
+        priors.append(geom[:limit])
+    cols = max(p.shape[0] for p in priors)
+    symmetric = term == "geometry"
+    cmap = "coolwarm" if symmetric else options.cmap
+    norm = _range(priors, symmetric) if options.shared_range else None
+    width = options.width or min(1.0 + 0.75 * cols, 16.0)
+    height = options.height or 0.6 + 0.75 * len(names)
+    fig = new_figure(width, height)
+    axes = fig.subplots(len(names), cols, squeeze=False)
+    im = None
+    for r, (name, prior) in enumerate(zip(names, priors, strict=True)):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= prior.shape[0]:
+                ax.axis("off")
+                continue
+            im = ax.imshow(prior[c], cmap=cmap, norm=norm or _range([prior[c]], symmetric), interpolation="nearest")
+            if r == 0:
+                ax.set_title(f"g{c}", fontsize=6)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7)
+    label = "geometry prior (logit)" if symmetric else "softmax of the geometry prior"
+    if options.colorbar and im is not None and norm is not None:
+        colorbar(fig, im, axes.ravel().tolist(), label)
+    total = max(int(trace.shape(f"lrnet/{n}/geometry")[0]) for n in names)
+    more = f" (first {cols} of up to {total} groups)" if total > cols else ""
+    fig.suptitle(f"LR-Net geometry priors, rows = layers, columns = groups{more}", fontsize=9)
+    return fig
