@@ -168,3 +168,47 @@ def test_without_a_display_the_command_says_so(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "relviz"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "no display" in proc.stderr
+
+
+def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp_path):
+    from relviz.render.lrnet import pixel_kernels
+    from relviz.zoo import load_model, run_model
+
+    image = tmp_path / "img.png"
+    scene = np.full((48, 64, 3), 120, np.uint8)
+    scene[8:30, 10:40] = (200, 30, 30)
+    Image.fromarray(scene).save(image)
+    lr = run_model(load_model("lrnet-26", weights="none", overrides={"preset": "tiny"}), image)
+    nl = run_model(load_model("nonlocal-r50", weights="none", overrides={"preset": "tiny"}), image)
+    lr.save(tmp_path / "lr.npz")
+    nl.save(tmp_path / "nl.npz")
+
+    window.state.openRequested.emit([str(tmp_path / "lr.npz")])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.state.trace.family == "lrnet", timeout=WAIT)
+    src = window.state.current_source()
+    assert src.key == "lrnet" and src.layers[0] == "stem"
+    window.canvas.click_at(30.0, 20.0)
+    window.state.select(layer=1, head=2)
+    pk = pixel_kernels(lr, src.layers[1], 30.0, 20.0)
+    shown = window.canvas.last_heat
+    ci, cj = pk.centre
+    k = pk.weight.shape[-1]
+    r = k // 2
+    for di in range(k):
+        for dj in range(k):
+            ii, jj = ci + di - r, cj + dj - r
+            if 0 <= ii < shown.shape[0] and 0 <= jj < shown.shape[1]:
+                assert shown[ii, jj] == pytest.approx(pk.weight[2, di, dj], rel=1e-6)
+    assert "top classes" in window.objects_panel.summary.text()
+    window.docks["Geometry"].raise_()
+    qtbot.waitUntil(lambda: "lrnet" in window.geometry_panel.shown)
+
+    window.state.openRequested.emit([str(tmp_path / "nl.npz")])
+    qtbot.waitUntil(lambda: window.state.trace.family == "nonlocal", timeout=WAIT)
+    window.state.select(layer=-1, point=(50.0, 40.0))
+    block = window.state.current_source().layers[-1]
+    info = nl.meta["nonlocal"]["blocks"][block]
+    from relviz.core.grid import Grid
+
+    cell = Grid.from_json(info["query_grid"]).cell_of_point(50.0, 40.0)
+    np.testing.assert_allclose(window.canvas.last_heat.ravel(), nl.rows(f"nonlocal/{block}/attn", cell), rtol=1e-6)

@@ -232,6 +232,7 @@ class Controller(QObject):
         self._generation = 0  # bumps when the input changes; results of older inputs are dropped
         self.results = 0  # results drawn
         self.started = False
+        self._traces_opening = 0
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._tick)
         self.shown_frames = 0
@@ -329,10 +330,11 @@ class Controller(QObject):
             self._load_finished()
             if choice is None:
                 if model is None and self.loaded is None and not self._loading:
+                    trace_open = self._traces_opening > 0 or self.state.source_kind == "trace"
                     self.state.info(
                         "no model loaded: the bundled demo weights are not installed yet — choose a "
                         "model (random weights) or open a checkpoint",
-                        "warning",
+                        "info" if trace_open else "warning",
                     )
 
         def failed(text: str) -> None:
@@ -497,8 +499,13 @@ class Controller(QObject):
     def _open_trace(self, path: Path) -> None:
         self._generation += 1
         gen = self._generation
+        self._traces_opening += 1
+
+        def failed(text: str) -> None:
+            self._traces_opening -= 1
 
         def done(result) -> None:
+            self._traces_opening -= 1
             if gen != self._generation:
                 return
             trace, image = result
@@ -510,7 +517,7 @@ class Controller(QObject):
                 f"opened trace {path.name} ({trace.family or 'unknown family'}, {len(trace.names())} tensors)"
             )
 
-        self._start(f"reading {path.name}", _load_trace, str(path), pool="io", done=done)
+        self._start(f"reading {path.name}", _load_trace, str(path), pool="io", done=done, failed=failed)
 
     # -- model ---------------------------------------------------------------------------------------
     def load_model(self, choice: dict[str, Any]) -> None:

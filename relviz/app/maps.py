@@ -66,6 +66,17 @@ class Map:
 
 
 def _grid_dict(trace: Trace, name: str, role: str | None = None) -> dict | None:
+    parts = name.split("/")
+    if parts[0] == "nonlocal" and len(parts) > 1:  # meta['nonlocal']['blocks'][<block>]['query_grid']
+        block = trace.meta.get("nonlocal", {}).get("blocks", {}).get(parts[1], {})
+        entry = block.get(f"{role or 'query'}_grid")
+        if isinstance(entry, dict):
+            return entry
+    if parts[0] == "lrnet" and len(parts) > 1:  # meta['lrnet']['layers'][<layer>]['grid']
+        layer = trace.meta.get("lrnet", {}).get("layers", {}).get(parts[1], {})
+        entry = layer.get("input_grid" if role == "input" else "grid")
+        if isinstance(entry, dict):
+            return entry
     grids = trace.meta.get("grids")
     if isinstance(grids, dict):
         parts = name.split("/")
@@ -164,16 +175,35 @@ def sources(trace: Trace | None) -> list[Source]:
     if name in trace:
         L, H = trace.shape(name)[:2]
         out.append(Source(name, "DETR encoder self-attention", "point", tuple(map(str, range(L))), H))
-    blocks = _named(trace, "nonlocal", "attn")
+    blocks = _ordered(_named(trace, "nonlocal", "attn"), trace.meta.get("nonlocal", {}).get("order"))
     if blocks:
         out.append(Source("nonlocal", "Non-local attention", "point", tuple(blocks), 1))
-    layers = _named(trace, "lrnet", "weight") or _named(trace, "lrnet", "appearance")
+    layers = _ordered(_lrnet_layers(trace), trace.meta.get("lrnet", {}).get("order"))
     if layers:
-        first = f"lrnet/{layers[0]}/weight" if f"lrnet/{layers[0]}/weight" in trace else f"lrnet/{layers[0]}/appearance"
-        m = trace.shape(first)[0]
-        terms = tuple(t for t in ("weight", "appearance") if f"lrnet/{layers[0]}/{t}" in trace)
+        m = max(
+            trace.shape(f"lrnet/{n}/geometry" if f"lrnet/{n}/geometry" in trace else f"lrnet/{n}/weight")[0]
+            for n in layers
+        )  # groups per layer differ; the most any layer has
+        terms = ("weight", "appearance", "geometry")
         out.append(Source("lrnet", "LR-Net aggregation weights", "point", tuple(layers), m, terms, "group"))
     return out
+
+
+def _lrnet_layers(trace: Trace) -> list[str]:
+    """Layers with what a pixel's kernels need: weight/appearance maps, or key/query factors + prior."""
+    full = _named(trace, "lrnet", "weight")
+    factored = [
+        n for n in _named(trace, "lrnet", "query") if f"lrnet/{n}/key" in trace and f"lrnet/{n}/geometry" in trace
+    ]
+    return full + [n for n in factored if n not in full]
+
+
+def _ordered(names: list[str], order: list[str] | None) -> list[str]:
+    """``names`` in the network's order when the trace gives one."""
+    if not order:
+        return names
+    known = [n for n in order if n in names]
+    return known + [n for n in names if n not in known]
 
 
 def source(trace: Trace | None, key: str | None) -> Source | None:
@@ -248,6 +278,17 @@ def class_names(trace: Trace | None) -> list[str]:
 def label_text(trace: Trace | None, label: int) -> str:
     names = class_names(trace)
     return names[label] if 0 <= label < len(names) else str(int(label))
+
+
+def top_classes(trace: Trace | None, k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes of ``classification/logits`` (softmax), best first."""
+    if trace is None or "classification/logits" not in trace:
+        return []
+    logits = np.asarray(trace["classification/logits"], np.float64).reshape(-1)
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    order = np.argsort(-p)[:k]
+    return [(label_text(trace, int(i)), float(p[i])) for i in order]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -328,7 +369,8 @@ def point_map(
         Sq, Sk = trace.shape(name)[-2:]
         gq = grid_for(trace, name, Sq, role="query")
         gk = grid_for(trace, name, Sk, role="key")
-        cell = gq.cell_of_point(x, y, frame)
+        start = int(trace.meta.get("input", {}).get("frame", 0) or 0)
+        cell = gq.cell_of_point(x, y, max(frame - start, 0))
         row = np.asarray(trace.rows(name, cell), np.float32).reshape(-1)[:Sk]
         # one small multiple per key frame (space-time models), one map for images
         values = row.reshape(gk.frames, gk.height, gk.width)
@@ -343,34 +385,43 @@ def point_map(
         )
     if src.key == "lrnet":
         lname = src.layers[li]
-        term = term if term in src.terms else src.terms[0]
-        name = f"lrnet/{lname}/{term}"
-        arr = trace[name]  # (m, k·k, h, w)
-        m, kk, h, w = arr.shape
-        k = int(round(math.sqrt(kk)))
-        grid = grid_for(trace, f"lrnet/{lname}", h * w, shape=(h, w))
-        cell = grid.cell_of_point(x, y)
-        i, j = divmod(cell, grid.width)
-        weights = np.asarray(arr[:, :, i, j], np.float32).reshape(m, k, k)
-        # place each group's k×k window around the cell on the layer's grid
-        values = np.zeros((m, h, w), np.float32)
-        r = k // 2
-        for di in range(k):
-            for dj in range(k):
-                ii, jj = i + di - r, j + dj - r
-                if 0 <= ii < h and 0 <= jj < w:
-                    values[:, ii, jj] = weights[:, di, dj]
-        return Map(
-            values,
-            grid,
-            title=f"LR-Net {lname} {TERM_SYMBOLS.get(term, term)} at ({x:.0f}, {y:.0f})",
-            head_titles=[f"group {g}" for g in range(m)],
-        )
+        term = term if term in src.terms else "weight"
+        title = f"LR-Net {lname} {TERM_SYMBOLS.get(term, term)} at ({x:.0f}, {y:.0f})"
+        if lname in trace.meta.get("lrnet", {}).get("layers", {}):
+            from relviz.render.lrnet import pixel_kernels
+
+            x = min(max(x, 0.0), _image_size(trace)[0] - 1e-3)
+            y = min(max(y, 0.0), _image_size(trace)[1] - 1e-3)
+            pk = pixel_kernels(trace, lname, x, y)
+            window = np.nan_to_num(getattr(pk, term), nan=0.0)  # (G, k, k), outside the image: 0
+            grid, (ci, cj) = pk.input_grid, pk.centre
+        else:  # traces without layer metadata (synthetic): weights on the layer's own grid
+            window = lrnet_window(trace, lname, (x, y), term)
+            h, w = trace.shape(f"lrnet/{lname}/{'weight' if term == 'geometry' else term}")[-2:]
+            grid = grid_for(trace, f"lrnet/{lname}", h * w, shape=(h, w))
+            ci, cj = divmod(grid.cell_of_point(x, y), grid.width)
+        titles = [f"group {g}" for g in range(window.shape[0])]
+        return Map(_place(window, grid, ci, cj), grid, title=title, head_titles=titles)
     return None
 
 
+def _place(window: np.ndarray, grid: Grid, ci: int, cj: int) -> np.ndarray:
+    """(G, k, k) windows centred on cell (ci, cj), written into (G, h, w) maps of ``grid`` (0 elsewhere)."""
+    g, k, _ = window.shape
+    out = np.zeros((g, grid.height, grid.width), np.float32)
+    r = k // 2
+    for di in range(k):
+        for dj in range(k):
+            ii, jj = ci + di - r, cj + dj - r
+            if 0 <= ii < grid.height and 0 <= jj < grid.width:
+                out[:, ii, jj] = window[:, di, dj]
+    return out
+
+
 def lrnet_window(trace: Trace, layer_name: str, point: tuple[float, float], term: str = "weight") -> np.ndarray:
-    """The (m, k, k) aggregation weights of ``layer_name`` at image point ``point``."""
+    """The (m, k, k) weights of ``layer_name`` at image point ``point``, from full (m, k·k, h, w) maps."""
+    if term == "geometry":
+        return np.asarray(trace[f"lrnet/{layer_name}/geometry"], np.float32)
     arr = trace[f"lrnet/{layer_name}/{term}"]
     m, kk, h, w = arr.shape
     k = int(round(math.sqrt(kk)))

@@ -316,7 +316,10 @@ class CanvasPanel(QWidget):
             if src is None:
                 return "this trace has no attention maps"
             return f"{src.label}: click {'an object' if src.driver == 'object' else 'a point'}"
-        head = "mean of heads" if sel.head is None else f"head {sel.head}"
+        if m.values.shape[0] == 1 or m.axis != "head":
+            return m.title
+        word = m.head_titles[0].split()[0] if m.head_titles else "head"  # head, part or group
+        head = f"mean of {word}s" if sel.head is None else f"{word} {sel.head}"
         return f"{m.title} · {head}"
 
     def _draw_arrows(self) -> None:

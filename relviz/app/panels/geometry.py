@@ -95,10 +95,11 @@ class GeometryPanel(QWidget):
 
     def _lrnet(self, row: int) -> int:
         trace, sel = self.state.trace, self.state.sel
-        layers = maps._named(trace, "lrnet", "geometry")
+        src = self.state.current_source()
+        lr = maps.source(trace, "lrnet")
+        layers = [n for n in (lr.layers if lr else ()) if f"lrnet/{n}/geometry" in trace]
         if not layers:
             return row
-        src = self.state.current_source()
         li = maps.layer_index(len(layers), sel.layer) if src is not None and src.key == "lrnet" else len(layers) - 1
         name = layers[li]
         prior = np.asarray(trace[f"lrnet/{name}/geometry"], np.float32)  # (m, k, k)

@@ -85,8 +85,11 @@ class ObjectsPanel(QWidget):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self._updating = False
+        classes = maps.top_classes(trace, 5)
         if trace is None:
             self.summary.setText("no detections")
+        elif classes and not len(boxes):
+            self.summary.setText("top classes: " + ", ".join(f"{name} {p:.2f}" for name, p in classes))
         else:
             self.summary.setText(
                 f"{len(boxes)} detections"
