@@ -133,3 +133,26 @@ def test_relative_geometry_is_normalised_by_the_receiving_box():
     off = maps.relative_geometry(boxes, 0)
     np.testing.assert_allclose(off[1], [2.0, 0.0])  # 20 px right over a 10 px wide box
     np.testing.assert_allclose(off[0], [0.0, 0.0])
+
+
+def test_relation_rows_map_to_detections_as_the_trace_says(trace):
+    # modules over proposals: detection i is row detections/proposal[i]
+    P = 5
+    rng = np.random.default_rng(3)
+    trace["relation/fc2/weight"] = rng.random((2, P, P)).astype(np.float32)
+    trace["relation/fc2/boxes"] = rng.random((P, 4)).astype(np.float32) * 10
+    trace["detections/proposal"] = np.array([4, 0, 2])
+    rel = maps.relations(trace, "fc2", "weight", 1)
+    assert list(rel.detection_of_row) == [1, -1, 2, -1, 0]
+    assert maps.row_of_detection(rel, 0) == 4
+    np.testing.assert_array_equal(rel.matrix, trace["relation/fc2/weight"][1])
+    # duplicate removal: detections/nms_row
+    trace["relation/nms/weight"] = rng.random((1, 2, 2)).astype(np.float32)
+    trace["relation/nms/boxes"] = np.zeros((2, 4), np.float32)
+    trace["detections/nms_row"] = np.array([1, -1, 0])
+    assert list(maps.relations(trace, "nms", "weight", None).detection_of_row) == [2, 0]
+    # region rows: detections/region_row
+    trace["detections/region_row"] = np.array([2, 0, -1])
+    src = maps.source(trace, "region")
+    np.testing.assert_array_equal(maps.object_map(trace, src, 0, 0).values, trace["region/weight"][2])
+    assert maps.object_map(trace, src, 2, 0) is None

@@ -450,10 +450,11 @@ def object_map(trace: Trace, src: Source, index: int, layer: int, term: str = "w
     if src.key == "region":
         term = term if term in src.terms else src.terms[0]
         arr = trace[f"region/{term}"]
-        if index >= arr.shape[0]:
+        row = region_row(trace, index)
+        if row is None or row >= arr.shape[0]:
             return None
-        values = np.asarray(arr[index], np.float32)  # (K, P)
-        pos = np.asarray(trace["region/positions"][index], np.float32).reshape(-1, 2)
+        values = np.asarray(arr[row], np.float32)  # (K, P)
+        pos = np.asarray(trace["region/positions"][row], np.float32).reshape(-1, 2)
         return Map(
             values,
             None,
@@ -505,17 +506,44 @@ def relations(trace: Trace, module: str, term: str, head: int | None, layer: int
             per_head = per_head[None]
         bname = f"relation/{module}/boxes"
         boxes = np.asarray(trace[bname], np.float32) if bname in trace else det_boxes[: per_head.shape[-1]]
-        if len(boxes) and len(det_boxes):
-            iou = box_iou(boxes, det_boxes)
-            best = iou.argmax(axis=1)
-            mapping = np.where(iou[np.arange(len(boxes)), best] >= 0.7, best, -1)
-        else:
-            mapping = np.full(len(boxes), -1)
+        mapping = _rows_to_detections(trace, module, boxes, det_boxes)
     if head is None:
         matrix = per_head.mean(axis=0)
     else:
         matrix = per_head[min(max(int(head), 0), per_head.shape[0] - 1)]
     return Relations(matrix, boxes, per_head, np.asarray(mapping, int))
+
+
+def _rows_to_detections(trace: Trace, module: str, boxes: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
+    """Which detection each row of a relation module is (-1: none).
+
+    The trace says it where it can: ``detections/nms_row`` for the duplicate-removal module,
+    ``detections/proposal`` for modules over the proposals (fc1, fc2); otherwise boxes that overlap
+    a detection with IoU ≥ 0.7 are taken to be it.
+    """
+    n_rows = len(boxes)
+    mapping = np.full(n_rows, -1, int)
+    key = "detections/nms_row" if module == "nms" else "detections/proposal"
+    if key in trace:
+        for det, row in enumerate(np.asarray(trace[key]).reshape(-1).astype(int)):
+            if 0 <= row < n_rows and mapping[row] < 0:
+                mapping[row] = det
+        return mapping
+    if n_rows and len(det_boxes):
+        iou = box_iou(boxes, det_boxes)
+        best = iou.argmax(axis=1)
+        mapping = np.where(iou[np.arange(n_rows), best] >= 0.7, best, -1)
+    return mapping
+
+
+def region_row(trace: Trace, index: int) -> int | None:
+    """The row of ``region/*`` that detection ``index`` is (``detections/region_row``, else the index)."""
+    if "detections/region_row" in trace:
+        rows = np.asarray(trace["detections/region_row"]).reshape(-1)
+        if not 0 <= index < len(rows) or rows[index] < 0:
+            return None
+        return int(rows[index])
+    return index
 
 
 def row_of_detection(rel: Relations, index: int | None) -> int | None:

@@ -333,7 +333,14 @@ class CanvasPanel(QWidget):
             self.overlay.set_arrows(np.zeros((0, 4)), np.zeros(0))
             return
         weights = rel.matrix[row]
-        top = maps.strongest(weights, row, 8)
+        candidates = np.flatnonzero(rel.detection_of_row >= 0)
+        if len(candidates) > 1:  # arrows only between objects that are drawn (not every proposal)
+            masked = np.full_like(weights, -np.inf)
+            masked[candidates] = weights[candidates]
+            top = [t for t in maps.strongest(masked, row, 8) if np.isfinite(masked[t])]
+            top = np.asarray(top, int)
+        else:
+            top = maps.strongest(weights, row, 8)
         b = rel.boxes
         centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
         segments = np.concatenate([centres[top], np.repeat(centres[row][None], len(top), 0)], axis=1)

@@ -124,10 +124,11 @@ class GeometryPanel(QWidget):
         if "region/geometry" not in trace or sel.object is None or "region/positions" not in trace:
             return row
         geo = np.asarray(trace["region/geometry"], np.float32)
-        if sel.object >= geo.shape[0]:
+        r = maps.region_row(trace, sel.object)
+        if r is None or r >= geo.shape[0]:
             return row
-        values = geo[sel.object]  # (K, P)
-        pos = np.asarray(trace["region/positions"][sel.object], np.float32).reshape(-1, 2)
+        values = geo[r]  # (K, P)
+        pos = np.asarray(trace["region/positions"][r], np.float32).reshape(-1, 2)
         square = maps.square_points(values, pos)
         sub = self.plots.addLayout(row=row, col=0)
         sub.addLabel(f"region features: geometric prior G_k of object {sel.object}", colspan=4)
