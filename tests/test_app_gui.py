@@ -371,3 +371,36 @@ def test_no_widget_leaks_after_closing_the_window(qtbot, settings):
     cycle()
     after = count()
     assert after == before, f"{after - before} widgets left behind"
+
+
+def test_playback_drops_frames_rather_than_stalling(qtbot, window, tmp_path, monkeypatch):
+    import time
+
+    from relviz.app import controller as ctl
+
+    real_step = ctl._video_step
+
+    def slow_step(*args):  # a model that needs 150 ms a frame, on a 50 fps video
+        time.sleep(0.15)
+        return real_step(*args)
+
+    monkeypatch.setattr(ctl, "_video_step", slow_step)
+    video = tmp_path / "fast.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (32, 24))
+    for i in range(50):
+        writer.write(np.full((24, 32, 3), (i * 5) % 256, np.uint8))
+    writer.release()
+    drop(window, [video])
+    qtbot.waitUntil(lambda: window.state.video_frames == 50 and window.controller.idle(), timeout=WAIT)
+    shown_before = window.controller.shown_frames
+    t0 = time.perf_counter()
+    QTest.keyClick(window, Qt.Key.Key_Space)
+    assert window.state.playing
+    qtbot.waitUntil(lambda: not window.state.playing, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.controller.idle(), timeout=WAIT)
+    elapsed = time.perf_counter() - t0
+    shown = window.controller.shown_frames - shown_before
+    assert window.state.sel.frame == 49
+    assert elapsed < 4.0  # one second of video, not 50 × 150 ms
+    assert 2 <= shown < 25  # most frames were skipped
+    assert window.timeline_panel.slider.value() == 49
