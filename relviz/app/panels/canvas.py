@@ -82,7 +82,10 @@ class OverlayItem(pg.GraphicsObject):
             p.setPen(pen)
             p.drawLine(QPointF(x0, y0), QPointF(x1, y1))
             self._arrow_head(p, to_screen, QPointF(x0, y0), QPointF(x1, y1), color, 6 + 8 * float(s))
-        for i, (x0, y0, x1, y1) in enumerate(self.boxes):
+        order = [i for i in range(len(self.boxes)) if i not in (self.selected, self.partner)]
+        order += [i for i in (self.partner, self.selected) if i is not None and 0 <= i < len(self.boxes)]
+        for i in order:  # the selected pair last, on top
+            x0, y0, x1, y1 = self.boxes[i]
             color = self.colors[i] if i < len(self.colors) else QColor("white")
             width = 3.5 if i == self.selected else 2.5 if i == self.partner else 1.5
             pen = QPen(QColor("white") if i == self.selected else color, width)
@@ -99,7 +102,10 @@ class OverlayItem(pg.GraphicsObject):
             font.setPointSizeF(8.5)
             p.setFont(font)
             metrics = p.fontMetrics()
-            for i, ((x0, y0, _, _), text) in enumerate(zip(self.boxes, self.texts, strict=False)):
+            for i in order:
+                if i >= len(self.texts):
+                    continue
+                x0, y0, text = self.boxes[i][0], self.boxes[i][1], self.texts[i]
                 corner = to_screen.map(QPointF(float(x0), float(y0)))
                 w = metrics.horizontalAdvance(text) + 6
                 h = metrics.height()
