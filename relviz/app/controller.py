@@ -43,7 +43,11 @@ def _zoo_listing(ctx: TaskContext) -> dict[str, Any]:
         {"name": e.name, "family": e.family, "description": e.description, "has_weights": e.has_weights}
         for e in zoo.models().values()
     ]
-    return {"zoo": entries, "devices": ["auto", *available_devices()]}
+    from relviz.core.devices import resolve_device, supported_precisions
+
+    devices = ["auto", *available_devices()]
+    precisions = {d: supported_precisions(resolve_device(d)) for d in devices}
+    return {"zoo": entries, "devices": devices, "precisions": precisions}
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -323,6 +327,7 @@ class Controller(QObject):
             self.zoo_ready_at = time.time()
             self.state.zoo = info["zoo"]
             self.state.devices = info["devices"]
+            self.state.precisions_by_device = info["precisions"]
             self.state.zooChanged.emit()
             choice = self._initial_choice(model, device)
             if choice is not None:
@@ -354,6 +359,10 @@ class Controller(QObject):
         saved = self.settings.model_choice() if self.settings else {}
         dev = device or saved.get("device") or "auto"
         if dev not in self.state.devices:
+            if device:
+                self.state.info(
+                    f"device {device!r} is not present here ({', '.join(self.state.devices)}); using auto", "warning"
+                )
             dev = "auto"
         if model:
             entry = entries.get(model)

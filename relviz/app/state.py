@@ -82,7 +82,8 @@ class AppState(QObject):
         self.model = ModelInfo()
         self.zoo: list[dict[str, Any]] = []  # name, family, description, has_weights
         self.devices: list[str] = ["auto", "cpu"]
-        self.precisions: list[str] = ["fp32", "bf16", "fp16"]
+        self.precisions: list[str] = ["fp32"]
+        self.precisions_by_device: dict[str, list[str]] = {}
         self.threshold = 0.7
         self.resize: int | None = None  # model input's shorter side; None = the family's default
         self.busy = False

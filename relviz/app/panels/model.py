@@ -83,6 +83,7 @@ class ModelPanel(QWidget):
         self._checkpoint: str | None = None
         self.zoo.currentIndexChanged.connect(self._on_zoo)
         self.load.clicked.connect(self.request_load)
+        self.device.currentTextChanged.connect(lambda _: self._on_device())
         self.open_ckpt.clicked.connect(self._open_checkpoint)
         self.run.clicked.connect(state.runRequested.emit)
         self.cancel.clicked.connect(state.cancelRequested.emit)
@@ -116,10 +117,15 @@ class ModelPanel(QWidget):
         self.device.addItems(self.state.devices)
         self.device.setCurrentText(dev if dev in self.state.devices else "auto")
         self.device.blockSignals(False)
+        self._on_device()
+
+    def _on_device(self) -> None:
+        """Only the precisions the chosen device runs well (fp16 on GPUs, bf16 on CPUs and recent GPUs)."""
+        options = self.state.precisions_by_device.get(self.device.currentText() or "auto", self.state.precisions)
         prec = self.precision.currentText() or "fp32"
         self.precision.clear()
-        self.precision.addItems(self.state.precisions)
-        self.precision.setCurrentText(prec if prec in self.state.precisions else "fp32")
+        self.precision.addItems(options)
+        self.precision.setCurrentText(prec if prec in options else "fp32")
 
     def _on_zoo(self) -> None:
         name = self.zoo.currentData()
