@@ -252,9 +252,11 @@ class CanvasPanel(QWidget):
     def _on_selection(self, changed: frozenset) -> None:
         t0 = time.perf_counter()
         sel = self.state.sel
-        self.overlay.set_selection(sel.object, sel.partner)
+        if changed & {"object", "partner", "trace"}:
+            self.overlay.set_selection(sel.object, sel.partner)
         self._draw_heat()
-        self._draw_arrows()
+        if changed & {"object", "module", "head", "term", "layer", "trace"}:  # not on a mere hover
+            self._draw_arrows()
         if sel.point is not None:
             self.marker.setData([sel.point[0]], [sel.point[1]])
         else:
