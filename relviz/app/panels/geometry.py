@@ -34,6 +34,7 @@ class GeometryPanel(QWidget):
         layout.addWidget(self.plots, 1)
         self.shown: list[str] = []  # which sections are drawn, for tests
         self.relation_points: np.ndarray | None = None  # (N-1, 3): Δx/w, Δy/h, ω_G
+        self.landscape: np.ndarray | None = None  # ω_G over the image, when the trace holds W_G
         state.traceChanged.connect(self._redraw)
         state.selectionChanged.connect(self._on_selection)
 
@@ -45,6 +46,7 @@ class GeometryPanel(QWidget):
         self.plots.clear()
         self.shown = []
         self.relation_points = None
+        self.landscape = None
         trace, sel = self.state.trace, self.state.sel
         if trace is None:
             self.info.setText("")
@@ -69,6 +71,9 @@ class GeometryPanel(QWidget):
         r = maps.row_of_detection(rel, sel.object) if rel is not None else None
         if r is None:
             return row
+        land = self._landscape(trace, module, rel.boxes[r], sel.head)
+        if land is not None:
+            return self._show_landscape(row, land, rel.boxes[r], module)
         offsets = maps.relative_geometry(rel.boxes, r)
         others = np.array([i for i in range(len(rel.boxes)) if i != r], int)
         values = rel.matrix[r, others]
@@ -90,6 +95,44 @@ class GeometryPanel(QWidget):
         )
         plot.addItem(scatter)
         plot.addItem(pg.ScatterPlotItem([0], [0], symbol="+", size=16, pen=pg.mkPen("#00ff88", width=2)))
+        self.shown.append("relation")
+        return row + 1
+
+    def _landscape(self, trace, module: str, box, head: int | None, res: int = 48):
+        """ω_G of a box of the selected object's size placed at every image position, from W_G
+        (``relation/<module>/geometry_weight``, ``geometry_bias``): (values (h, w), extent (w, h))."""
+        if f"relation/{module}/geometry_weight" not in trace or f"relation/{module}/geometry_bias" not in trace:
+            return None
+        try:
+            from relviz.render.relation import omega_g
+        except ImportError:
+            return None
+        width, height = maps._image_size(trace)
+        rows = max(int(round(res * height / width)), 1)
+        xs = (np.arange(res) + 0.5) * width / res
+        ys = (np.arange(rows) + 0.5) * height / rows
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        cx, cy = np.meshgrid(xs, ys)
+        others = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1).reshape(-1, 4)
+        per_head = omega_g(trace, module, np.asarray(box), others)  # (H, rows·res)
+        values = per_head.mean(axis=0) if head is None else per_head[min(head, len(per_head) - 1)]
+        self.landscape = values.reshape(rows, res)
+        return self.landscape, (width, height)
+
+    def _show_landscape(self, row: int, land, box, module: str) -> int:
+        values, (width, height) = land
+        sel = self.state.sel
+        plot = self.plots.addPlot(
+            row=row, col=0, title=f"ω_G landscape of object {sel.object} ({module}): a box of its size at each position"
+        )
+        plot.invertY(True)
+        plot.setAspectLocked(True)
+        item = pg.ImageItem(values, levels=levels(values), lut=lut("viridis"))
+        item.setRect(QRectF(0, 0, width, height))
+        plot.addItem(item)
+        outline = pg.QtWidgets.QGraphicsRectItem(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
+        outline.setPen(pg.mkPen("#00ff88", width=2, cosmetic=True))
+        plot.addItem(outline)
         self.shown.append("relation")
         return row + 1
 
