@@ -52,8 +52,14 @@ def main(samples: int = 300) -> None:
     for i in range(samples + 10):
         x, y = rng.uniform(0, 1280), rng.uniform(0, 800)
         pos = canvas.view.mapFromScene(canvas.vb.mapViewToScene(QPointF(x, y)))
-        ev = QMouseEvent(QEvent.Type.MouseMove, QPointF(pos), viewport.mapToGlobal(QPointF(pos)),
-                         Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+        ev = QMouseEvent(
+            QEvent.Type.MouseMove,
+            QPointF(pos),
+            viewport.mapToGlobal(QPointF(pos)),
+            Qt.MouseButton.NoButton,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
         time.sleep(0.012)  # pyqtgraph drops moves closer than its mouse rate limit (100 Hz)
         t0 = time.perf_counter()
         QApplication.sendEvent(viewport, ev)

@@ -28,14 +28,22 @@ def one_run() -> dict:
         report = Path(tmp) / "timing.json"
         env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "RELVIZ_TIMING": str(report)}
         launched = time.time()
-        proc = subprocess.run([sys.executable, "-m", "relviz", "--screenshot", str(out)], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "relviz", "--screenshot", str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if proc.returncode != 0 or not report.is_file():
             raise SystemExit(f"relviz failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
         data = json.loads(report.read_text())
-        return {"window_shown_s": data["window_shown_at"] - launched,
-                "zoo_ready_s": (data["zoo_ready_at"] or float("nan")) - launched,
-                "torch_before_window": data["torch_before_window"]}
+        return {
+            "window_shown_s": data["window_shown_at"] - launched,
+            "zoo_ready_s": (data["zoo_ready_at"] or float("nan")) - launched,
+            "torch_before_window": data["torch_before_window"],
+        }
 
 
 def main(runs: int = 5) -> None:
@@ -43,8 +51,10 @@ def main(runs: int = 5) -> None:
     for i in range(runs):
         r = one_run()
         results.append(r)
-        print(f"run {i}: window shown {r['window_shown_s']:.2f} s, zoo ready {r['zoo_ready_s']:.2f} s, "
-              f"torch imported before the window: {r['torch_before_window']}")
+        print(
+            f"run {i}: window shown {r['window_shown_s']:.2f} s, zoo ready {r['zoo_ready_s']:.2f} s, "
+            f"torch imported before the window: {r['torch_before_window']}"
+        )
     print(f"zoo_ready_s median {statistics.median(r['zoo_ready_s'] for r in results):.2f}")
     print(f"window_shown_s {statistics.median(r['window_shown_s'] for r in results):.2f}")
 

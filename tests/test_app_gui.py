@@ -48,12 +48,14 @@ def drop(widget, paths=(), text=None):
     if text is not None:
         mime.setText(text)
     pos = QPoint(40, 40)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
-    ev = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(widget, ev)
 
 
@@ -82,8 +84,16 @@ def tiny_detr(tmp_path_factory):
 
     from relviz import zoo
 
-    small = {"backbone_depth": 18, "hidden_dim": 32, "nheads": 4, "enc_layers": 1, "dec_layers": 2,
-             "dim_feedforward": 32, "num_queries": 6, "num_classes": 3}
+    small = {
+        "backbone_depth": 18,
+        "hidden_dim": 32,
+        "nheads": 4,
+        "enc_layers": 1,
+        "dec_layers": 2,
+        "dim_feedforward": 32,
+        "num_queries": 6,
+        "num_classes": 3,
+    }
     loaded = zoo.load_model("detr-r50", weights="none", device="cpu", overrides=small, seed=0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny_detr.pth"
     torch.save({"model": loaded.module.state_dict()}, path)
@@ -143,8 +153,7 @@ def test_a_worker_exception_is_shown_not_fatal(qtbot, window):
 
     window.controller._start("testing", boom, pool="io")
     wait_message(qtbot, window, "internal error while testing: ValueError: deliberate", "error")
-    window.controller._start("testing again", lambda ctx: 42, pool="io",
-                             done=lambda v: window.state.info(f"got {v}"))
+    window.controller._start("testing again", lambda ctx: 42, pool="io", done=lambda v: window.state.info(f"got {v}"))
     wait_message(qtbot, window, "got 42")
     qtbot.waitUntil(lambda: not window.state.busy, timeout=WAIT)
 
@@ -277,8 +286,9 @@ def test_export_dialog_writes_a_valid_pdf_and_its_recipe(qtbot, window, tmp_path
 
 def test_export_to_a_missing_folder_is_refused_with_a_message(qtbot, window, tmp_path):
     show(window, synthetic_trace())
-    window.state.exportRequested.emit("figure", {"view": "detections", "format": "png",
-                                                 "path": str(tmp_path / "nowhere" / "fig.png")})
+    window.state.exportRequested.emit(
+        "figure", {"view": "detections", "format": "png", "path": str(tmp_path / "nowhere" / "fig.png")}
+    )
     wait_message(qtbot, window, "does not exist", "error")
     window.state.exportRequested.emit("trace", {"path": str(tmp_path / "t.npz")})
     wait_message(qtbot, window, "wrote")

@@ -46,8 +46,9 @@ def test_encoder_point_map_is_the_softmax_row_of_the_clicked_cell(trace):
     np.testing.assert_allclose(m.head(None), m.values.mean(axis=0))
     # layer -1 is the last layer
     last = maps.point_map(trace, src, (x, y), layer=-1)
-    np.testing.assert_allclose(last.head(2).ravel(), naive_softmax_row(fa.q[1, 2, cell], fa.k[1, 2], fa.scale),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        last.head(2).ravel(), naive_softmax_row(fa.q[1, 2, cell], fa.k[1, 2], fa.scale), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_cross_attention_of_an_object_reads_its_query_row(trace):

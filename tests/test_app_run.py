@@ -19,8 +19,16 @@ from relviz.app.window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 90_000
-SMALL = {"backbone_depth": 18, "hidden_dim": 32, "nheads": 4, "enc_layers": 1, "dec_layers": 2,
-         "dim_feedforward": 32, "num_queries": 6, "num_classes": 3}
+SMALL = {
+    "backbone_depth": 18,
+    "hidden_dim": 32,
+    "nheads": 4,
+    "enc_layers": 1,
+    "dec_layers": 2,
+    "dim_feedforward": 32,
+    "num_queries": 6,
+    "num_classes": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +160,14 @@ def test_the_relviz_command_saves_a_screenshot_and_exits_0(tmp_path, tiny_detr):
     Image.fromarray(scene).save(image)
     out = tmp_path / "shot.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "relviz", "--screenshot", str(out), str(tiny_detr), str(image)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "relviz", "--screenshot", str(out), str(tiny_detr), str(image)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     shot = Image.open(out)
     assert shot.size[0] >= 800 and shot.size[1] >= 500
@@ -165,8 +179,9 @@ def test_the_relviz_command_saves_a_screenshot_and_exits_0(tmp_path, tiny_detr):
 
 def test_without_a_display_the_command_says_so(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.run([sys.executable, "-m", "relviz"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "relviz"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "no display" in proc.stderr
 
 
