@@ -327,6 +327,7 @@ def test_the_video_timeline_steps_frames(qtbot, window, tmp_path):
     QTest.keyClick(window, Qt.Key.Key_Period)
     qtbot.waitUntil(lambda: np.array_equal(window.state.image, expected[2]), timeout=WAIT)
     assert window.state.sel.frame == 2 and window.timeline_panel.slider.value() == 2
+    qtbot.waitUntil(lambda: not window.state.busy and window.model_panel.progress.format() == "idle", timeout=WAIT)
     window.timeline_panel.slider.setValue(7)
     qtbot.waitUntil(lambda: window.state.image[15, 42, 0] == 255, timeout=WAIT)  # the square of frame 7
 

@@ -237,6 +237,7 @@ class Controller(QObject):
         self.results = 0  # results drawn
         self.started = False
         self._traces_opening = 0
+        self._busy_names: list[str] = []  # tasks that show as "working" (frame steps do not)
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._tick)
         self.shown_frames = 0
@@ -263,13 +264,17 @@ class Controller(QObject):
         progress: bool = True,
     ) -> Task:
         if busy:
+            self._busy_names.append(name)
             self.state.set_busy(True, name)
 
         def finished() -> None:
-            if busy and not self.runner.busy("model") and not self.runner.busy("io"):
+            if not busy:
+                return
+            self._busy_names.remove(name)
+            if self._busy_names:
+                self.state.set_busy(True, self._busy_names[-1])
+            else:
                 self.state.set_busy(False)
-            elif busy:
-                self.state.set_busy(True, self.state.busy_text)
 
         def on_failed(text: str) -> None:
             self.state.info(text, "error")
