@@ -31,6 +31,7 @@ class ExportDialog(QDialog):
     def __init__(self, views: list[tuple[str, str]], default_path: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export figure")
+        self._last_view: str | None = None
         self.view = QComboBox()
         for name, help_text in views:
             self.view.addItem(name, name)
@@ -96,6 +97,13 @@ class ExportDialog(QDialog):
 
     def _on_view(self) -> None:
         self.help.setText(str(self.view.currentData(3) or ""))
+        # keep a default file name in step with the view (stem_view.ext); a typed name is left alone
+        path = Path(self.path.text().strip()) if self.path.text().strip() else None
+        view = self.view.currentData()
+        if path is not None and view and self._last_view and path.stem.endswith("_" + self._last_view):
+            stem = path.stem[: -len(self._last_view)] + view
+            self.path.setText(str(path.with_name(stem + path.suffix)))
+        self._last_view = view
 
     def _on_format(self, text: str) -> None:
         path = self.path.text().strip()

@@ -40,6 +40,17 @@ LEVEL_STYLE = {
     "error": "background:#5a1f1f; color:#ffd6d6;",
 }
 
+# the figure view that draws what the canvas shows, per map source (first one registered wins)
+PREFERRED_VIEWS = {
+    "detr/decoder/cross_attn": ("decoder-attention",),
+    "detr/encoder/self_attn": ("encoder-attention",),
+    "lrnet": ("local-relation",),
+    "nonlocal": ("nonlocal",),
+    "region": ("region-parts",),
+}
+
+FAMILY_VIEWS = {"relation": ("relations",), "regionfeat": ("region-parts",)}
+
 SHORTCUTS = [
     ("← / →", "previous / next image of the folder (or frame of a video)"),
     ("space", "play / pause the video"),
@@ -264,7 +275,14 @@ class MainWindow(QMainWindow):
         if not views:
             self.state.info(f"no figure views for {self.state.trace.family or 'this'} traces", "warning")
             return None
-        default = str(self._export_folder() / f"{self._stem()}_{views[0][0]}.pdf")
+        names = [v[0] for v in views]
+        preferred = PREFERRED_VIEWS.get(self.state.sel.source or "", ())
+        if self.state.sel.source is None or self.state.current_source() is None:
+            preferred = ()
+        preferred = (*preferred, *FAMILY_VIEWS.get(self.state.trace.family, ()))
+        first = next((v for v in preferred if v in names), names[0])
+        views = [v for v in views if v[0] == first] + [v for v in views if v[0] != first]
+        default = str(self._export_folder() / f"{self._stem()}_{first}.pdf")
         dialog = ExportDialog(views, default, self)
         dialog.fmt.setCurrentText("PDF")
         if accept is None:
