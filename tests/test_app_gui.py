@@ -170,6 +170,9 @@ def test_a_folder_is_stepped_with_the_arrow_keys(qtbot, window, tmp_path):
     QTest.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: window.state.image[0, 0, 2] == 255, timeout=WAIT)
     assert window.state.item_index == 1 and "[2/2]" in window.windowTitle()
+    window._fill_recent()
+    recent = [a.text() for a in window.recent_menu.actions()]
+    assert str(folder.resolve()) in recent
 
 
 # -- linked selection --------------------------------------------------------------------------------

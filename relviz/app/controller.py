@@ -333,6 +333,8 @@ class Controller(QObject):
             self.state.zoo = info["zoo"]
             self.state.devices = info["devices"]
             self.state.precisions_by_device = info["precisions"]
+            if self.settings is not None:  # the Model panel preselects the last choice
+                self.state.choice_hint = self.settings.model_choice()
             self.state.zooChanged.emit()
             choice = self._initial_choice(model, device)
             if choice is not None:

@@ -84,6 +84,7 @@ class AppState(QObject):
         self.devices: list[str] = ["auto", "cpu"]
         self.precisions: list[str] = ["fp32"]
         self.precisions_by_device: dict[str, list[str]] = {}
+        self.choice_hint: dict[str, str] = {}  # last model/device/precision the user chose (settings)
         self.threshold = 0.7
         self.resize: int | None = None  # model input's shorter side; None = the family's default
         self.busy = False

@@ -81,6 +81,7 @@ class ModelPanel(QWidget):
         layout.addStretch(1)
 
         self._checkpoint: str | None = None
+        self._hinted = False
         self.zoo.currentIndexChanged.connect(self._on_zoo)
         self.load.clicked.connect(self.request_load)
         self.device.currentTextChanged.connect(lambda _: self._on_device())
@@ -107,12 +108,15 @@ class ModelPanel(QWidget):
             self.zoo.setItemData(self.zoo.count() - 1, entry.get("description", ""), 3)  # tooltip role
         if not self.state.zoo:
             self.zoo.addItem("loading the model zoo…" if self.state.busy else "(model zoo unavailable)", None)
-        idx = self.zoo.findData(current or self.state.model.name)
+        hint = self.state.choice_hint if self.state.zoo and not self._hinted else {}
+        if hint:
+            self._hinted = True  # the saved choice preselects once, when the zoo arrives
+        idx = self.zoo.findData(hint.get("name") or current or self.state.model.name)
         self.zoo.setCurrentIndex(max(idx, 0))
         self.zoo.blockSignals(False)
         self._on_zoo()
         self.device.blockSignals(True)
-        dev = self.device.currentText() or "auto"
+        dev = hint.get("device") or self.device.currentText() or "auto"
         self.device.clear()
         self.device.addItems(self.state.devices)
         self.device.setCurrentText(dev if dev in self.state.devices else "auto")
