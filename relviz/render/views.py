@@ -63,7 +63,8 @@ class View:
 
 _VIEWS: dict[str, View] = {}
 # modules whose import registers views; one per family
-_VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr", "relviz.render.lrnet", "relviz.render.nonlocal")
+_VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr", "relviz.render.lrnet", "relviz.render.nonlocal",
+                 "relviz.render.relation")
 
 
 def register_view(name: str, families: tuple[str, ...], help: str):

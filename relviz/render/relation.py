@@ -1,0 +1,540 @@
+"""Relation Networks and Learning Region Features figures.
+
+- ``relations``: the selected object's relation to the others on the image (arrows from each of the
+  top-k contributing objects to it, width and opacity by value) and its top-k bars for each head;
+  ``--set direction=out`` shows what it contributes to the others instead (its column),
+  ``--set among=detections`` ranks only the proposals that became detections;
+- ``relation-matrix``: the N×N matrix of a module, head (or mean) and term among the detections
+  (or all proposals with ``--set rows=proposals``), labelled with the detection indices;
+- ``geometry``: ω_G of each head as a landscape, computed from W_G alone: the value the selected
+  object would give a box of its size (× ``--set scale=S``) centred at each pixel; with one
+  ``--head`` also the landscape over relative scale (log w ratio × log h ratio) at an offset;
+- ``region-parts``: the K part maps of the selected box (w, G or A) over its support region
+  (``--set part=K``: one part, large, over the whole image).
+
+Rows of a relation matrix are the receiving object n, columns the contributing object m (paper ω^{mn}).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from relviz.core.errors import BadInputError
+from relviz.core.trace import Trace
+from relviz.render.figure import (
+    colorbar,
+    draw_arrow,
+    draw_boxes,
+    image_axes,
+    message_figure,
+    new_figure,
+    shared_norm,
+)
+from relviz.render.selection import captions, check_object, detection_count, head_selection, select_head
+from relviz.render.views import ViewOptions, register_view
+
+TERMS = {"weight": "ω (relation weight)", "geometry": "ω_G (geometry)", "appearance": "ω_A (appearance)"}
+REGION_TERMS = {"weight": "w (part weight)", "geometry": "G (geometric prior)", "appearance": "A (appearance)"}
+CONTRIB_COLOR = "#ffd700"
+
+
+# -- selection helpers ----------------------------------------------------------------------------------
+def _check_family(trace: Trace, family: str, view: str) -> None:
+    if trace.family != family:
+        raise BadInputError(
+            f"view {view!r} needs a {family} trace, but this trace is from {trace.family or 'an unknown family'}"
+        )
+
+
+def relation_modules(trace: Trace) -> list[str]:
+    """The relation modules the trace holds, in order (fc1, fc2, nms)."""
+    return [m for m in ("fc1", "fc2", "nms") if f"relation/{m}/weight" in trace]
+
+
+def check_module(trace: Trace, module: str | None) -> str:
+    """``module`` if the trace has it; None means the head's last module (fc2)."""
+    found = relation_modules(trace)
+    if not found:
+        raise BadInputError("this relation trace holds no relation tensors (it was traced without capture)")
+    if module is None or module == "":
+        head = [m for m in found if m != "nms"]
+        return head[-1] if head else found[-1]
+    module = str(module).removeprefix("relation/")
+    if module not in found:
+        why = " (the model ran with classic NMS, not the learned duplicate removal)" if module == "nms" else ""
+        raise BadInputError(f"the trace has no relation module {module!r}{why}; modules in it: {', '.join(found)}")
+    return module
+
+
+def check_term(term: str | None) -> str:
+    term = term or "weight"
+    if term not in TERMS:
+        raise BadInputError(f"term {term!r} is not one of {', '.join(TERMS)}")
+    return term
+
+
+def object_row(trace: Trace, obj: int, module: str) -> int:
+    """The row of detection ``obj`` in the matrices of ``module``."""
+    if module == "nms":
+        row = int(trace["detections/nms_row"][obj])
+        if row < 0:
+            raise BadInputError(
+                f"detection {obj}'s class was not among the classes whose duplicate-removal "
+                "relations were recorded (raise --config nms_record_classes)"
+            )
+        return row
+    return int(trace["detections/proposal"][obj])
+
+
+def _row_names(trace: Trace, module: str) -> dict[int, str]:
+    """Row → detection caption index ("d3") for rows that became detections."""
+    key = "detections/nms_row" if module == "nms" else "detections/proposal"
+    out: dict[int, str] = {}
+    for i, row in enumerate(trace.arrays.get(key, ())):
+        if int(row) >= 0 and int(row) not in out:
+            out[int(row)] = f"d{i}"
+    return out
+
+
+def _row_label(trace: Trace, module: str, names: dict[int, str], row: int) -> str:
+    """A row's name: its detection ("d3"), else its proposal ("p17") or, for duplicate removal, its class
+    and rank among that class's candidates ("r5")."""
+    if row in names:
+        return names[row]
+    if module == "nms" and "relation/nms/rank" in trace:
+        return f"r{int(trace['relation/nms/rank'][row])}"
+    return f"p{row}"
+
+
+def _centre(box: np.ndarray) -> tuple[float, float]:
+    return float((box[0] + box[2]) / 2), float((box[1] + box[3]) / 2)
+
+
+def _image_size_fig(trace: Trace, options: ViewOptions, width: float) -> tuple[float, float]:
+    w, h = trace.image_size
+    width = options.width or width
+    return width, options.height or max(3.0, min(width * 0.55, width * h / w * 0.6 + 0.8))
+
+
+def _no_detections(title: str) -> Figure:
+    return message_figure("no detections above the score threshold:\nnothing to select", title)
+
+
+# -- relations --------------------------------------------------------------------------------------
+@register_view(
+    "relations",
+    ("relation",),
+    "the selected object's relations to the others: arrows on the image "
+    "and top-k bars per head (--module fc1|fc2|nms, --term, --head)",
+)
+def relations_view(trace: Trace, options: ViewOptions) -> Figure:
+    _check_family(trace, "relation", "relations")
+    module = check_module(trace, options.module)
+    term = check_term(options.term)
+    obj = check_object(trace, options.object)
+    if detection_count(trace) == 0:
+        return _no_detections(f"relations ({module})")
+    obj = 0 if obj is None else obj
+    values = trace[f"relation/{module}/{term}"]  # (H, N, N)
+    heads = values.shape[0]
+    head = head_selection(options.head, heads)
+    row = object_row(trace, obj, module)
+    boxes = trace[f"relation/{module}/boxes"]
+    names = _row_names(trace, module)
+    direction = str((options.extra or {}).get("direction", "in"))
+    if direction not in ("in", "out"):
+        raise BadInputError(f"direction must be 'in' (what the object receives) or 'out', got {direction!r}")
+    # "in": row n = the object, over contributors m; "out": column m = the object, over receivers n
+    lines = values[:, row, :] if direction == "in" else values[:, :, row]  # (H, N)
+    among = str((options.extra or {}).get("among", "all"))
+    if among not in ("all", "detections"):
+        raise BadInputError(f"among must be 'all' (every proposal) or 'detections', got {among!r}")
+    if among == "detections":  # only rows that became detections compete for the top k
+        mask = np.full(lines.shape[-1], -np.inf)
+        mask[list(names)] = 0.0
+        lines = lines + mask
+    line = select_head(lines, head)
+    k = max(1, min(int(options.top_k), int(np.isfinite(line).sum())))
+    top = np.argsort(-line, kind="stable")[:k]
+
+    fig = new_figure(*_image_size_fig(trace, options, 13.0))
+    sub = fig.subfigures(1, 2, width_ratios=[1.3, 1.0])
+    ax = sub[0].subplots()
+    head_name = "head mean" if head is None else f"head {head}"
+    title = f"{TERMS[term]} {'into' if direction == 'in' else 'from'} detection {obj} ({module}, {head_name}): top {k}"
+    if module == "nms" and "relation/nms/keep" in trace:
+        # the duplicate-removal outcome for this candidate: classifier score s0, s1 per IoU threshold
+        thresholds = trace.meta.get("relation", {}).get("iou_thresholds", [])
+        keep = trace["relation/nms/keep"][row]
+        s1 = ", ".join(f"{t:g}: {v:.2f}" for t, v in zip(thresholds, keep, strict=False))
+        title += (
+            f"\nrank {int(trace['relation/nms/rank'][row])} in its class, s0 {trace['relation/nms/scores'][row]:.3f}, "
+            f"s1 {{{s1}}}"
+        )
+    image_axes(ax, trace.image, trace.image_size, title)
+    lo, hi = float(line[top].min()), float(line[top].max())
+    strength = (line - lo) / (hi - lo) if hi > lo else np.ones_like(line)
+    target = _centre(boxes[row])
+    for m in top[::-1]:
+        if m == row:
+            continue
+        bx = boxes[m]
+        ax.add_patch(
+            Rectangle(
+                (bx[0], bx[1]),
+                bx[2] - bx[0],
+                bx[3] - bx[1],
+                fill=False,
+                linestyle="--",
+                edgecolor=CONTRIB_COLOR,
+                linewidth=0.5 + 1.5 * float(strength[m]),
+                alpha=0.3 + 0.7 * float(strength[m]),
+            )
+        )
+        ends = (_centre(bx), target) if direction == "in" else (target, _centre(bx))
+        draw_arrow(ax, *ends, float(strength[m]), color=CONTRIB_COLOR)
+        ax.text(
+            bx[0],
+            bx[3],
+            f"{_row_label(trace, module, names, int(m))} {line[m]:.3g}",
+            fontsize=5,
+            color="black",
+            va="top",
+            bbox={"facecolor": CONTRIB_COLOR, "alpha": 0.7, "pad": 0.5, "edgecolor": "none"},
+            clip_on=True,
+        )
+    caps = captions(trace)
+    draw_boxes(ax, trace["detections/boxes"][obj : obj + 1], [caps[obj]], highlight=0)
+    if module != "nms":
+        bx = boxes[row]
+        ax.add_patch(
+            Rectangle(
+                (bx[0], bx[1]),
+                bx[2] - bx[0],
+                bx[3] - bx[1],
+                fill=False,
+                linestyle=":",
+                edgecolor="white",
+                linewidth=0.8,
+            )
+        )
+
+    # bars: one panel per head (or just the chosen one), top-k contributors each
+    panels = [head] if head is not None else [*range(heads), None]
+    cols = int(np.ceil(np.sqrt(len(panels))))
+    rows = int(np.ceil(len(panels) / cols))
+    axes = sub[1].subplots(rows, cols, squeeze=False)
+    kb = min(k, 8 if head is None else k)
+    all_vals = [select_head(lines, h) for h in panels]
+    xmax = max(float(np.max(v[np.isfinite(v)])) for v in all_vals)
+    xmin = min(0.0, min(float(np.min(v[np.isfinite(v)])) for v in all_vals))
+    for i, a in enumerate(axes.ravel()):
+        if i >= len(panels):
+            a.axis("off")
+            continue
+        v = all_vals[i]
+        order = np.argsort(-v, kind="stable")[:kb]
+        labels = [_row_label(trace, module, names, int(m)) + ("*" if m == row else "") for m in order]
+        a.barh(range(len(order))[::-1], v[order], color="#4363d8" if panels[i] is not None else "#e6194b")
+        a.set_yticks(range(len(order))[::-1], labels, fontsize=4 if head is None else 6)
+        a.tick_params(axis="x", labelsize=4 if head is None else 6)
+        if options.shared_range:
+            a.set_xlim(xmin, xmax * 1.05 if xmax > 0 else 1.0)
+        a.set_title("mean" if panels[i] is None else f"head {panels[i]}", fontsize=5 if head is None else 8)
+    sub[1].suptitle(
+        f"top {kb} {TERMS[term]} per head (* = itself; dN = detection, pN = proposal, rN = rank in class)", fontsize=7
+    )
+    return fig
+
+
+# -- relation matrix --------------------------------------------------------------------------------
+@register_view(
+    "relation-matrix",
+    ("relation",),
+    "N×N relation matrix among the detections (or all proposals: --set rows=proposals) for a module, head and term",
+)
+def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
+    _check_family(trace, "relation", "relation-matrix")
+    module = check_module(trace, options.module)
+    term = check_term(options.term)
+    selected = check_object(trace, options.object)
+    values = trace[f"relation/{module}/{term}"]
+    head = head_selection(options.head, values.shape[0])
+    mat = select_head(values, head)
+    scope = str((options.extra or {}).get("rows", "detections"))
+    if scope not in ("detections", "proposals"):
+        raise BadInputError(f"rows must be 'detections' or 'proposals', got {scope!r}")
+    n_det = detection_count(trace)
+    if scope == "detections":
+        if n_det == 0:
+            return message_figure(
+                "no detections above the score threshold:\nno relation matrix among them "
+                "(--set rows=proposals shows all proposals)",
+                f"relation matrix ({module})",
+            )
+        k = min(n_det, max(1, int(options.top_k)))
+        if selected is not None and selected >= k:
+            k = selected + 1
+        rows = [
+            object_row(trace, i, module) if module != "nms" or trace["detections/nms_row"][i] >= 0 else -1
+            for i in range(k)
+        ]
+        keep = [i for i, r in enumerate(rows) if r >= 0]
+        idx = np.array([rows[i] for i in keep])
+        sub = mat[np.ix_(idx, idx)]
+        labels = [str(i) for i in keep]
+        sel_pos = keep.index(selected) if selected is not None and selected in keep else None
+        what = f"among the top {len(keep)} detections (rows do not sum to 1: the other proposals take the rest)"
+    else:
+        sub = mat
+        names = _row_names(trace, module)
+        labels = [names.get(i, "") for i in range(len(sub))]
+        sel_pos = object_row(trace, selected, module) if selected is not None else None
+        what = f"over all {len(sub)} {'candidates' if module == 'nms' else 'proposals'}"
+    side = options.width or 6.5
+    fig = new_figure(side, options.height or side * 0.85)
+    ax = fig.add_subplot()
+    im = ax.imshow(sub, cmap=options.cmap, interpolation="nearest", aspect="equal")
+    n = len(sub)
+    step = 1 if n <= 40 else int(np.ceil(n / 40))
+    ticks = [i for i in range(n) if labels[i] and (step == 1 or i % step == 0)]
+    fs = 6 if n <= 40 else 4
+    ax.set_xticks(ticks, [labels[i] for i in ticks], fontsize=fs, rotation=90)
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=fs)
+    ax.set_xlabel("contributing object m (detection index)")
+    ax.set_ylabel("receiving object n (detection index)")
+    if sel_pos is not None:
+        ax.add_patch(Rectangle((-0.5, sel_pos - 0.5), n, 1, fill=False, edgecolor="#00ff7f", linewidth=1.2))
+    head_name = "head mean" if head is None else f"head {head}"
+    ax.set_title(f"{TERMS[term]}, module {module}, {head_name}\n{what}", fontsize=8)
+    if options.colorbar:
+        colorbar(fig, im, ax, TERMS[term])
+    return fig
+
+
+# -- geometry landscape ------------------------------------------------------------------------------
+def omega_g(trace: Trace, module: str, receiver: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """ω_G (H, M) of boxes ``others`` (M, 4) into ``receiver`` (4,), from W_G alone (as the model)."""
+    meta = trace.meta.get("relation", {})
+    weight = trace[f"relation/{module}/geometry_weight"].astype(np.float64)  # (H, d_g)
+    bias = trace[f"relation/{module}/geometry_bias"].astype(np.float64)
+    d_g = weight.shape[1]
+    eps = float(meta.get("offset_clamp", 1e-3))
+    scale = float(meta.get("position_scale", 100.0))
+    wavelength = float(meta.get("wavelength", 1000.0))
+    r = np.asarray(receiver, np.float64)
+    o = np.asarray(others, np.float64).reshape(-1, 4)
+    w, h = r[2] - r[0], r[3] - r[1]
+    ow, oh = o[:, 2] - o[:, 0], o[:, 3] - o[:, 1]
+    dx = np.log(np.maximum(np.abs((r[0] + r[2]) / 2 - (o[:, 0] + o[:, 2]) / 2) / w, eps))
+    dy = np.log(np.maximum(np.abs((r[1] + r[3]) / 2 - (o[:, 1] + o[:, 3]) / 2) / h, eps))
+    dw, dh = np.log(w / ow), np.log(h / oh)
+    pos = np.stack([dx, dy, dw, dh], -1)  # (M, 4)
+    denom = wavelength ** ((8.0 / d_g) * np.arange(d_g // 8))
+    ang = (scale * pos)[..., None] / denom  # (M, 4, d_g/8)
+    emb = np.concatenate([np.sin(ang), np.cos(ang)], -1).reshape(len(o), d_g)
+    return np.maximum(emb @ weight.T + bias, 0.0).T
+
+
+def _grid_boxes(box: np.ndarray, xs: np.ndarray, ys: np.ndarray, s: float) -> np.ndarray:
+    w, h = (box[2] - box[0]) * s, (box[3] - box[1]) * s
+    cx, cy = np.meshgrid(xs, ys)
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1).reshape(-1, 4)
+
+
+@register_view(
+    "geometry",
+    ("relation",),
+    "ω_G of each head as a landscape over relative position (and, for one "
+    "--head, relative scale) around the selected object, from W_G alone",
+)
+def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
+    _check_family(trace, "relation", "geometry")
+    module = check_module(trace, options.module)
+    obj = check_object(trace, options.object)
+    if detection_count(trace) == 0:
+        return _no_detections(f"geometry ({module})")
+    obj = 0 if obj is None else obj
+    extra = options.extra or {}
+    try:
+        s = float(extra.get("scale", 1.0))
+        res = int(extra.get("resolution", 72))
+    except (TypeError, ValueError):
+        raise BadInputError("--set scale and resolution must be numbers") from None
+    if s <= 0 or res < 4:
+        raise BadInputError("--set scale must be > 0 and resolution ≥ 4")
+    heads = trace[f"relation/{module}/geometry_weight"].shape[0]
+    head = head_selection(options.head, heads)
+    box = trace[f"relation/{module}/boxes"][object_row(trace, obj, module)]
+    width, height = trace.image_size
+    xs = (np.arange(res) + 0.5) * width / res
+    ys = (np.arange(int(res * height / width) or 1) + 0.5) * height / max(int(res * height / width), 1)
+    land = omega_g(trace, module, box, _grid_boxes(box, xs, ys, s)).reshape(heads, len(ys), len(xs))
+    caps = captions(trace)
+
+    if head is None:
+        panels = [*range(heads), None]
+        maps = [land[h] for h in range(heads)] + [land.mean(0)]
+        cols = int(np.ceil(np.sqrt(len(panels))))
+        rows = int(np.ceil(len(panels) / cols))
+        fw = options.width or 2.0 * cols + 1.0
+        fig = new_figure(fw, options.height or (fw - 1.0) / cols * height / width * rows + 0.8)
+        axes = fig.subplots(rows, cols, squeeze=False)
+        titles = ["mean" if p is None else f"head {p}" for p in panels]
+    else:
+        scales = [0.5, 1.0, 2.0]
+        maps = [
+            omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc))[head].reshape(len(ys), len(xs)) for sc in scales
+        ]
+        fw = options.width or 12.0
+        fig = new_figure(fw, options.height or fw / 4 * max(height / width, 0.8) + 0.8)
+        axes = fig.subplots(1, 4, squeeze=False)
+        titles = [f"head {head}, size × {sc:g}" for sc in scales]
+    norms = shared_norm(maps, options.shared_range)
+    im = None
+    for i, a in enumerate(axes.ravel()):
+        if i >= len(maps):
+            a.axis("off")
+            continue
+        image_axes(a, trace.image, trace.image_size, titles[i])
+        im = a.imshow(
+            maps[i],
+            extent=(0, width, height, 0),
+            cmap=options.cmap,
+            norm=norms[i],
+            alpha=0.75,
+            interpolation="bilinear",
+        )
+        draw_boxes(a, box[None], [caps[obj]] if i == 0 else None, linewidth=0.8)
+    if head is not None:
+        a = axes[0, 3]
+        ratios = np.linspace(-2.0, 2.0, 81)  # log(w_n / w_m), log(h_n / h_m)
+        try:
+            off = (float(extra.get("dx", 1.0)), float(extra.get("dy", 0.0)))
+        except (TypeError, ValueError):
+            raise BadInputError("--set dx and dy must be numbers (offsets in box widths/heights)") from None
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        cx, cy = _centre(box)
+        ow, oh = np.meshgrid(bw / np.exp(ratios), bh / np.exp(ratios))
+        ocx, ocy = cx + off[0] * bw, cy + off[1] * bh
+        others = np.stack([ocx - ow / 2, ocy - oh / 2, ocx + ow / 2, ocy + oh / 2], -1).reshape(-1, 4)
+        sc_map = omega_g(trace, module, box, others)[head].reshape(len(ratios), len(ratios))
+        im2 = a.imshow(sc_map, extent=(-2, 2, 2, -2), cmap=options.cmap, aspect="equal", interpolation="nearest")
+        a.set_xlabel("log(w_n / w_m)")
+        a.set_ylabel("log(h_n / h_m)")
+        a.set_title(f"scale, offset ({off[0]:g}w, {off[1]:g}h)", fontsize=8)
+        if options.colorbar:
+            colorbar(fig, im2, a, "ω_G")
+        map_axes = list(axes[0, :3])
+    else:
+        map_axes = axes.ravel().tolist()
+    if options.colorbar and im is not None:
+        colorbar(fig, im, map_axes, "ω_G of a box centred at that pixel")
+    fig.suptitle(
+        f"geometry term ω_G into detection {obj} ({module}) for a box of its size × {s:g} centred at each pixel"
+        if head is None
+        else f"geometry term ω_G into detection {obj} ({module}), head {head}",
+        fontsize=9,
+    )
+    return fig
+
+
+# -- region parts ------------------------------------------------------------------------------------
+@register_view(
+    "region-parts",
+    ("regionfeat",),
+    "the K part maps of the selected box over its support region (--term weight|geometry|appearance; "
+    "--set part=K: one part over the image)",
+)
+def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
+    _check_family(trace, "regionfeat", "region-parts")
+    term = options.term or "weight"
+    if term not in REGION_TERMS:
+        raise BadInputError(f"term {term!r} is not one of {', '.join(REGION_TERMS)}")
+    obj = check_object(trace, options.object)
+    if detection_count(trace) == 0:
+        return _no_detections("region parts")
+    if "region/weight" not in trace:
+        raise BadInputError("this region-feature trace holds no region tensors (it was traced without capture)")
+    obj = 0 if obj is None else obj
+    row = int(trace["detections/region_row"][obj])
+    values = trace[f"region/{term}"][row]  # (K, P)
+    pos = trace["region/positions"][row]  # (P, 2)
+    box = trace["region/boxes"][row]
+    k, p = values.shape
+    parts = int(round(np.sqrt(k)))
+    samples = int(round(np.sqrt(p)))
+    xs, ys = pos[:, 0].reshape(samples, samples), pos[:, 1].reshape(samples, samples)
+    dx = (xs[0, -1] - xs[0, 0]) / max(samples - 1, 1)
+    dy = (ys[-1, 0] - ys[0, 0]) / max(samples - 1, 1)
+    extent = (xs[0, 0] - dx / 2, xs[0, -1] + dx / 2, ys[-1, 0] + dy / 2, ys[0, 0] - dy / 2)
+    maps = [values[i].reshape(samples, samples) for i in range(k)]
+    finite = [m[np.isfinite(m)] for m in maps]
+    norms = shared_norm([f if f.size else np.zeros(1) for f in finite], options.shared_range)
+    aspect = (extent[2] - extent[3]) / max(extent[1] - extent[0], 1e-6)
+    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
+    part = (options.extra or {}).get("part")
+    if part is not None:
+        try:
+            part = int(part)
+        except (TypeError, ValueError):
+            raise BadInputError(f"part {part!r} is not a part index 0..{k - 1}") from None
+        if not 0 <= part < k:
+            raise BadInputError(f"part {part} does not exist; valid parts: 0..{k - 1}")
+        return _one_part(trace, options, obj, term, maps[part], part, parts, extent, box)
+    fw = options.width or min(1.25 * parts + 1.2, 12.0)
+    fig = new_figure(fw, options.height or (fw - 1.2) / parts * aspect * parts + 0.9)
+    axes = fig.subplots(parts, parts, squeeze=False)
+    im = None
+    for i, a in enumerate(axes.ravel()):
+        image_axes(a, trace.image, trace.image_size)
+        im = a.imshow(maps[i], extent=extent, cmap=options.cmap, norm=norms[i], alpha=0.75, interpolation="nearest")
+        a.add_patch(
+            Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor="white", linewidth=0.5)
+        )
+        r, c = divmod(i, parts)
+        a.add_patch(
+            Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=0.6)
+        )
+        a.set_xlim(extent[0], extent[1])
+        a.set_ylim(extent[2], extent[3])
+        a.set_title(f"part {i}", fontsize=5, pad=1)
+    if options.colorbar and im is not None:
+        colorbar(fig, im, axes.ravel().tolist(), REGION_TERMS[term])
+    caps = captions(trace)
+    fig.suptitle(
+        f"{REGION_TERMS[term]} of each part for {caps[obj]}, over the support region "
+        f"({samples}×{samples} samples; white: the box, green: the part's bin)",
+        fontsize=8,
+    )
+    return fig
+
+
+def _one_part(
+    trace: Trace,
+    options: ViewOptions,
+    obj: int,
+    term: str,
+    values: np.ndarray,
+    part: int,
+    parts: int,
+    extent: tuple[float, float, float, float],
+    box: np.ndarray,
+) -> Figure:
+    """One part's map over the whole image (``--set part=K``)."""
+    fig = new_figure(*_image_size_fig(trace, options, 6.0))
+    ax = fig.add_subplot()
+    caps = captions(trace)
+    image_axes(ax, trace.image, trace.image_size, f"{REGION_TERMS[term]} of part {part} for {caps[obj]}")
+    finite = values[np.isfinite(values)]
+    norm = shared_norm([finite if finite.size else np.zeros(1)], True)[0]
+    im = ax.imshow(values, extent=extent, cmap=options.cmap, norm=norm, alpha=0.7, interpolation="nearest")
+    draw_boxes(ax, box[None], linewidth=0.8)
+    bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
+    r, c = divmod(part, parts)
+    ax.add_patch(Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=1))
+    if options.colorbar:
+        colorbar(fig, im, ax, REGION_TERMS[term])
+    return fig
