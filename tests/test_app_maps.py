@@ -146,12 +146,17 @@ def test_relation_rows_map_to_detections_as_the_trace_says(trace):
     rel = maps.relations(trace, "fc2", "weight", 1)
     assert list(rel.detection_of_row) == [1, -1, 2, -1, 0]
     assert maps.row_of_detection(rel, 0) == 4
+    trace["detections/proposal"] = np.array([4, 4, 2])  # two classes of one proposal share its row
+    rel = maps.relations(trace, "fc2", "weight", 1)
+    assert [maps.row_of_detection(rel, i) for i in range(3)] == [4, 4, 2]
+    assert list(rel.detection_of_row) == [-1, -1, 2, -1, 0]
     np.testing.assert_array_equal(rel.matrix, trace["relation/fc2/weight"][1])
     # duplicate removal: detections/nms_row
     trace["relation/nms/weight"] = rng.random((1, 2, 2)).astype(np.float32)
     trace["relation/nms/boxes"] = np.zeros((2, 4), np.float32)
     trace["detections/nms_row"] = np.array([1, -1, 0])
-    assert list(maps.relations(trace, "nms", "weight", None).detection_of_row) == [2, 0]
+    nms = maps.relations(trace, "nms", "weight", None)
+    assert list(nms.detection_of_row) == [2, 0] and maps.row_of_detection(nms, 1) is None
     # region rows: detections/region_row
     trace["detections/region_row"] = np.array([2, 0, -1])
     src = maps.source(trace, "region")

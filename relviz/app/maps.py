@@ -484,6 +484,7 @@ class Relations:
     boxes: np.ndarray  # (N, 4) the module's objects
     per_head: np.ndarray  # (H, N, N)
     detection_of_row: np.ndarray  # (N,) detection index of each row, -1 if none
+    row_of_det: np.ndarray | None = None  # (D,) row of each detection, -1 if none (several may share a row)
 
 
 def relations(trace: Trace, module: str, term: str, head: int | None, layer: int = -1) -> Relations | None:
@@ -497,6 +498,7 @@ def relations(trace: Trace, module: str, term: str, head: int | None, layer: int
         per_head = np.asarray(full[li][:, queries][:, :, queries], np.float32)
         boxes = det_boxes
         mapping = np.arange(len(queries))
+        row_of_det = mapping
     else:
         name = f"relation/{module}/{term}"
         if name not in trace:
@@ -507,11 +509,12 @@ def relations(trace: Trace, module: str, term: str, head: int | None, layer: int
         bname = f"relation/{module}/boxes"
         boxes = np.asarray(trace[bname], np.float32) if bname in trace else det_boxes[: per_head.shape[-1]]
         mapping = _rows_to_detections(trace, module, boxes, det_boxes)
+        row_of_det = _detection_rows(trace, module, len(boxes))
     if head is None:
         matrix = per_head.mean(axis=0)
     else:
         matrix = per_head[min(max(int(head), 0), per_head.shape[0] - 1)]
-    return Relations(matrix, boxes, per_head, np.asarray(mapping, int))
+    return Relations(matrix, boxes, per_head, np.asarray(mapping, int), row_of_det)
 
 
 def _rows_to_detections(trace: Trace, module: str, boxes: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
@@ -536,6 +539,15 @@ def _rows_to_detections(trace: Trace, module: str, boxes: np.ndarray, det_boxes:
     return mapping
 
 
+def _detection_rows(trace: Trace, module: str, n_rows: int) -> np.ndarray | None:
+    """Each detection's row when the trace records it (``nms_row`` / ``proposal``), else None."""
+    key = "detections/nms_row" if module == "nms" else "detections/proposal"
+    if key not in trace:
+        return None
+    rows = np.asarray(trace[key]).reshape(-1).astype(int)
+    return np.where((rows >= 0) & (rows < n_rows), rows, -1)
+
+
 def region_row(trace: Trace, index: int) -> int | None:
     """The row of ``region/*`` that detection ``index`` is (``detections/region_row``, else the index)."""
     if "detections/region_row" in trace:
@@ -549,6 +561,10 @@ def region_row(trace: Trace, index: int) -> int | None:
 def row_of_detection(rel: Relations, index: int | None) -> int | None:
     if index is None:
         return None
+    if rel.row_of_det is not None:
+        if not 0 <= index < len(rel.row_of_det) or rel.row_of_det[index] < 0:
+            return None
+        return int(rel.row_of_det[index])
     hits = np.flatnonzero(rel.detection_of_row == index)
     return int(hits[0]) if len(hits) else None
 
