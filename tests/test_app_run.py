@@ -227,3 +227,70 @@ def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp
 
     cell = Grid.from_json(info["query_grid"]).cell_of_point(50.0, 40.0)
     np.testing.assert_allclose(window.canvas.last_heat.ravel(), nl.rows(f"nonlocal/{block}/attn", cell), rtol=1e-6)
+
+
+RELATION_TINY = {
+    "backbone": "resnet18", "fpn_channels": 32, "min_size": 96, "max_size": 128, "proposals": 12,
+    "rpn_pre_nms_top_n_test": 50, "representation": 32, "key_dim": 32, "heads": 4, "geo_dim": 16,
+    "first_n": 6, "nms_rank_dim": 16, "nms_key_dim": 16, "nms_embed": 8, "num_classes": 3,
+    "score_thresh": 0.0, "norm": "batch",
+}  # fmt: skip
+
+
+def _run_family(name, config, image):
+    from relviz import zoo
+
+    fam = zoo.get_family(name)
+    cfg = {**fam.default_config(), **config}
+    torch.manual_seed(0)
+    loaded = zoo.LoadedModel(fam, "tiny", fam.build(cfg).eval(), cfg, torch.device("cpu"), torch.float32)
+    source = {"path": "memory", "kind": "image", "frame": 0, "size": [image.shape[1], image.shape[0]]}
+    with torch.inference_mode():
+        return fam.run(loaded, [image], source, zoo.RunOptions(threshold=0.0))
+
+
+def test_real_relation_and_region_traces_drive_the_panels(qtbot, window, tmp_path):
+    from relviz.render.relation import omega_g
+
+    image = np.full((96, 128, 3), 190, np.uint8)
+    image[10:50, 15:60] = (220, 40, 40)
+    image[55:90, 70:120] = (40, 40, 220)
+    rel = _run_family("relation", RELATION_TINY, image)
+    rel.save(tmp_path / "rel.npz")
+    window.state.openRequested.emit([str(tmp_path / "rel.npz")])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.state.trace.family == "relation", timeout=WAIT)
+    assert window.state.sel.module == "fc1"
+    det = 3
+    window.state.select(object=det, head=None, term="weight")
+    row = int(rel["detections/proposal"][det])
+    panel = window.relations_panel
+    assert panel.row_box.rect().y() == row
+    np.testing.assert_allclose(panel.rel.matrix, rel["relation/fc1/weight"].mean(axis=0), rtol=1e-6)
+    box = rel["relation/fc1/boxes"][row]
+    centre = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
+    arrows = window.canvas.overlay.arrows
+    assert len(arrows) and np.allclose(arrows[:, 2:], centre)
+    # the geometry landscape is ω_G from W_G at boxes of the object's size
+    window.state.select(term="geometry", head=1)
+    land = window.geometry_panel.landscape
+    assert land is not None
+    w, h = rel.image_size
+    cols, rows = land.shape[1], land.shape[0]
+    cx, cy = (0 + 0.5) * w / cols, (0 + 0.5) * h / rows
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    expected = omega_g(rel, "fc1", box, np.array([[cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]]))[1, 0]
+    assert land[0, 0] == pytest.approx(expected, rel=1e-5)
+
+    region_cfg = {"backbone": "resnet18", "fpn_channels": 32, "min_size": 96, "max_size": 128, "proposals": 8,
+                  "rpn_pre_nms_top_n_test": 50, "representation": 32, "num_classes": 3, "score_thresh": 0.0,
+                  "samples": 4, "parts": 2, "region_geo_dim": 16, "norm": "batch"}  # fmt: skip
+    reg = _run_family("regionfeat", region_cfg, image)
+    reg.save(tmp_path / "region.npz")
+    window.state.openRequested.emit([str(tmp_path / "region.npz")])
+    qtbot.waitUntil(lambda: window.state.trace.family == "regionfeat", timeout=WAIT)
+    window.state.select(object=1, head=None, term="weight")
+    r = int(reg["detections/region_row"][1])
+    qtbot.wait(5)
+    np.testing.assert_array_equal(window.attention_panel.map.values, reg["region/weight"][r])
+    np.testing.assert_allclose(window.canvas.last_heat, reg["region/weight"][r].mean(axis=0), rtol=1e-6)
+    assert "region" in window.geometry_panel.shown
