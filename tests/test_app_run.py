@@ -2,6 +2,7 @@
 GPU out-of-memory fallback, and the real ``relviz`` command's screenshot mode."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +295,20 @@ def test_real_relation_and_region_traces_drive_the_panels(qtbot, window, tmp_pat
     np.testing.assert_array_equal(window.attention_panel.map.values, reg["region/weight"][r])
     np.testing.assert_allclose(window.canvas.last_heat, reg["region/weight"][r].mean(axis=0), rtol=1e-6)
     assert "region" in window.geometry_panel.shown
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (CI installs it: .ci/run)")
+def test_the_real_window_under_xvfb(tmp_path, tiny_detr):
+    image = tmp_path / "scene.png"
+    scene = np.full((60, 80, 3), 200, np.uint8)
+    scene[10:40, 10:50] = (230, 20, 20)
+    Image.fromarray(scene).save(image)
+    out = tmp_path / "xvfb.png"
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env["HOME"] = str(tmp_path)
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "env", "QT_QPA_PLATFORM=xcb", sys.executable, "-m",
+           "relviz", "--screenshot", str(out), str(tiny_detr), str(image)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    px = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert ((px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)).sum() > 5000
