@@ -335,6 +335,25 @@ def test_the_video_timeline_steps_frames(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: window.state.image[15, 42, 0] == 255, timeout=WAIT)  # the square of frame 7
 
 
+def test_a_video_cut_short_shrinks_the_timeline_with_a_message(qtbot, window, tmp_path):
+    full = tmp_path / "full.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(40):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])  # the header still says 40 frames; about 12 decode
+    drop(window, [cut])
+    qtbot.waitUntil(lambda: window.state.video_frames == 40 and window.controller.idle(), timeout=WAIT)
+    window.timeline_panel.slider.setValue(35)
+    wait_message(qtbot, window, "cannot be decoded", "warning")
+    assert 5 < window.state.video_frames < 20  # what really decodes
+    assert window.timeline_panel.slider.maximum() == window.state.video_frames - 1
+    window.timeline_panel.slider.setValue(1)  # the frames that exist still play
+    qtbot.waitUntil(lambda: window.state.sel.frame == 1 and window.controller.idle(), timeout=WAIT)
+
+
 def test_a_truncated_video_gives_a_message(qtbot, window, tmp_path):
     video = write_video(tmp_path / "full.mp4", frames=30)
     data = video.read_bytes()

@@ -122,6 +122,14 @@ def _run_frames(loaded, frames: list[np.ndarray], source: dict[str, Any], run: R
     return trace
 
 
+class TruncatedVideo(BadInputError):
+    """A frame past the end of what a cut-short file decodes; ``frames`` is how many do."""
+
+    def __init__(self, message: str, frames: int):
+        super().__init__(message)
+        self.frames = frames
+
+
 class _VideoSource:
     """A video opened once and read by the model pool's one thread."""
 
@@ -131,11 +139,31 @@ class _VideoSource:
         self.path = path
         self.reader = VideoReader(path)
 
+        self._decodable: int | None = None
+
     def frame(self, index: int) -> np.ndarray:
         image = self.reader.read(index)
         if image is None:
-            raise BadInputError(f"frame {index} of {self.path.name} cannot be decoded; the video may be truncated")
+            n = self.decodable()
+            raise TruncatedVideo(
+                f"frame {index} of {self.path.name} cannot be decoded: the file is cut short and decodes "
+                f"{n} of the {len(self.reader)} frames its header promises",
+                n,
+            )
         return image
+
+    def decodable(self) -> int:
+        """How many frames really decode, counted once, sequentially (> 1,000 frames/s)."""
+        if self._decodable is None:
+            import cv2
+
+            cap = cv2.VideoCapture(str(self.path))
+            n = 0
+            while cap.grab():
+                n += 1
+            cap.release()
+            self._decodable = n
+        return self._decodable
 
     def close(self) -> None:
         self.reader.close()
@@ -143,10 +171,19 @@ class _VideoSource:
 
 def _video_step(
     ctx: TaskContext, video: _VideoSource, index: int, loaded, run: RunChoice, clip_length: int | None
-) -> tuple[int, np.ndarray, Trace | None, str]:
-    image = video.frame(index)
+) -> tuple[int, np.ndarray | None, Trace | None, str, int | None]:
+    """Decode (and run the model on) frame ``index``: (index, image, trace, note, frames).
+
+    For a frame past the end of a cut-short file, image is None and ``frames`` says how many decode.
+    """
+    try:
+        image = video.frame(index)
+    except TruncatedVideo as exc:
+        if exc.frames == 0:
+            raise
+        return index, None, None, f"{exc}; the timeline now ends at frame {exc.frames - 1}", exc.frames
     if loaded is None:
-        return index, image, None, ""
+        return index, image, None, "", None
     note = ""
     source = {
         "path": str(video.path),
@@ -168,7 +205,7 @@ def _video_step(
                 )
             else:
                 trace = _run_frames(loaded, [image], source, run, index)
-            return index, image, trace, note
+            return index, image, trace, note, None
         except Exception as exc:  # noqa: BLE001
             if attempt or not _is_oom(exc) or loaded.device.type == "cpu":
                 raise
@@ -586,7 +623,7 @@ class Controller(QObject):
             self.state.info("open an image or a video to run the model on", "warning")
             return
         if self.state.source_kind == "video":
-            self.request_frame(self.state.sel.frame, force=True)
+            self.request_frame(self.state.sel.frame)
             return
         gen = self._generation
 
@@ -632,7 +669,7 @@ class Controller(QObject):
         if "frame" in changed and self.state.source_kind == "video" and self.video is not None:
             self.request_frame(self.state.sel.frame)
 
-    def request_frame(self, index: int, force: bool = False) -> None:
+    def request_frame(self, index: int) -> None:
         """Decode (and run on) frame ``index``; while a frame is in flight only the latest request waits."""
         if self.video is None:
             return
@@ -645,10 +682,19 @@ class Controller(QObject):
         gen = self._generation
 
         def done(result) -> None:
-            index, image, trace, note = result
+            index, image, trace, note, frames = result
             if note:
                 self.state.info(note, "warning")
                 self._sync_device_info()
+            if image is None:  # the file ends early: shrink the timeline and show its last frame
+                self.play(False)
+                self._frame_pending = None
+                self._frame_busy = False
+                if gen == self._generation and frames:
+                    self.state.video_frames = frames
+                    self.state.videoChanged.emit()
+                    self.state.select(frame=frames - 1)
+                return
             if gen == self._generation:
                 self.state.set_image(image, self.state.source_path, "video")
                 if trace is not None:

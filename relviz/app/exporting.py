@@ -190,11 +190,10 @@ def export_video(ctx, video_path: str, path: str, loaded, run, sel, options: dic
         try:
             for index in range(start, stop):
                 ctx.progress(100 * (index - start) / max(stop - start, 1), f"frame {index} of {stop - 1}")
-                try:
-                    _, image, trace, _ = _video_step(ctx, video, index, loaded, run, None)
-                except BadInputError:
+                _, image, trace, _, _ = _video_step(ctx, video, index, loaded, run, None)
+                if image is None:
                     if index == start:
-                        raise
+                        raise BadInputError(f"frame {index} of {Path(video_path).name} cannot be decoded")
                     ctx.note(f"the video ends early: frame {index} cannot be decoded; the export stops there")
                     break
                 if prev is not None and trace is not None:
