@@ -61,6 +61,7 @@ def run_app(
     else:
         settings = Settings()
     window = MainWindow(settings)
+    _route_exceptions(window)
     window.show()
     app.processEvents()  # the first paint: the window is on screen from here
     window.shown_at = time.time()
@@ -74,6 +75,23 @@ def run_app(
     if tmpdir is not None:
         tmpdir.cleanup()
     return result["rc"] if screenshot else int(rc)
+
+
+def _route_exceptions(window) -> None:
+    """A bug in a slot (UI thread) prints its traceback and shows one line in the window; the app lives."""
+    import traceback
+
+    previous = sys.excepthook
+
+    def hook(kind, value, tb) -> None:
+        traceback.print_exception(kind, value, tb, file=sys.stderr)
+        try:
+            first = str(value).splitlines()[0] if str(value) else ""
+            window.state.info(f"internal error: {kind.__name__}: {first}", "error")
+        except Exception:  # noqa: BLE001 — the window may already be gone
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def _write_timing(window) -> None:

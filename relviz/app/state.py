@@ -112,8 +112,13 @@ class AppState(QObject):
             changes["partner"] = None
         n = len(maps.detections(trace)[0])
         if changes["object"] is None and not follow and n:
-            changes["object"] = 0 if trace is not None and self.sel.point is None else None
-        if changes["object"] is None and self.sel.point is None and trace is not None:
+            changes["object"] = 0 if trace is not None and self.sel.point is None else None  # start on one
+        point = self.sel.point
+        if point is not None and trace is not None:
+            w, h = maps._image_size(trace)
+            if not (0 <= point[0] < w and 0 <= point[1] < h):  # left over from a larger image
+                point = changes["point"] = None
+        if changes["object"] is None and point is None and trace is not None:
             if maps.default_source(trace, "point") is not None:
                 w, h = maps._image_size(trace)
                 changes["point"] = (w / 2.0, h / 2.0)  # a reference point to start from: the centre
