@@ -221,6 +221,11 @@ def test_head_and_layer_keys_change_the_shown_map(qtbot, window):
     QTest.keyClick(window, Qt.Key.Key_M)
     assert window.state.sel.head is None
     np.testing.assert_allclose(window.canvas.last_heat.ravel(), cross[0, :, q].mean(axis=0), rtol=1e-6)
+    # the Relations panel's head choice is the same selection
+    window.relations_panel.head.setCurrentIndex(3)  # "head 2"
+    assert window.state.sel.head == 2
+    QTest.keyClick(window, Qt.Key.Key_M)
+    assert window.relations_panel.head.currentIndex() == 0
     # a term switch changes the relation matrix to that term's numbers
     window.state.select(term="appearance", head=1)
     np.testing.assert_array_equal(window.relations_panel.rel.matrix, trace["relation/fc1/appearance"][1])

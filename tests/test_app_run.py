@@ -216,6 +216,15 @@ def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp
             if 0 <= ii < shown.shape[0] and 0 <= jj < shown.shape[1]:
                 assert shown[ii, jj] == pytest.approx(pk.weight[2, di, dj], rel=1e-6)
     assert "top classes" in window.objects_panel.summary.text()
+    # the term switch in the Attention panel: ω_A, the appearance term, at the same window
+    qtbot.wait(5)
+    combo = window.attention_panel.term
+    assert [combo.itemData(i) for i in range(combo.count())] == ["weight", "appearance", "geometry"]
+    combo.setCurrentIndex(1)
+    assert window.state.sel.term == "appearance"
+    shown = window.canvas.last_heat
+    appearance = np.nan_to_num(pk.appearance, nan=0.0)
+    assert shown[ci, cj] == pytest.approx(appearance[2, r, r], rel=1e-6)
     window.docks["Geometry"].raise_()
     qtbot.waitUntil(lambda: "lrnet" in window.geometry_panel.shown)
 

@@ -37,6 +37,8 @@ class AttentionPanel(QWidget):
         self.layer.setRange(0, 0)
         self.layer.setPageStep(1)
         self.layer_label = QLabel("layer –")
+        self.term = QComboBox()
+        self.term.setToolTip("ω: the weight; ω_A: the appearance term; ω_G: the geometry term")
         self.mean_box = QCheckBox("mean")
         self.mean_box.setToolTip("show the mean over heads on the canvas (M)")
         self.shared = QCheckBox("shared range")
@@ -44,6 +46,7 @@ class AttentionPanel(QWidget):
         self.shared.setToolTip("one colour range across all heads")
         row1 = QHBoxLayout()
         row1.addWidget(self.source, 1)
+        row1.addWidget(self.term)
         row1.addWidget(self.mean_box)
         row1.addWidget(self.shared)
         row2 = QHBoxLayout()
@@ -67,6 +70,7 @@ class AttentionPanel(QWidget):
         self.source.currentIndexChanged.connect(self._on_source)
         self.layer.valueChanged.connect(self._on_layer)
         self.mean_box.toggled.connect(self._on_mean)
+        self.term.currentIndexChanged.connect(self._on_term)
         self.shared.toggled.connect(lambda _: self._draw())
         state.traceChanged.connect(self._on_trace)
         state.selectionChanged.connect(self._on_selection)
@@ -104,6 +108,14 @@ class AttentionPanel(QWidget):
             f"{'block' if src and src.key in ('nonlocal', 'lrnet') else 'layer'} {src.layers[li] if src else '–'}"
         )
         self.mean_box.setChecked(sel.head is None)
+        terms = list(src.terms) if src else []
+        if [self.term.itemData(i) for i in range(self.term.count())] != terms:
+            self.term.clear()
+            for t in terms:
+                self.term.addItem(maps.TERM_SYMBOLS.get(t, t), t)
+        self.term.setVisible(len(terms) > 1)
+        if sel.term in terms:
+            self.term.setCurrentIndex(terms.index(sel.term))
         self._updating = False
         self.map = None
         if src is not None and st.trace is not None:
@@ -174,6 +186,10 @@ class AttentionPanel(QWidget):
     def _on_layer(self, value: int) -> None:
         if not self._updating:
             self.state.select(layer=int(value))
+
+    def _on_term(self, index: int) -> None:
+        if not self._updating and index >= 0:
+            self.state.select(term=self.term.itemData(index))
 
     def _on_mean(self, on: bool) -> None:
         if self._updating:

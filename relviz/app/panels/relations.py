@@ -24,12 +24,15 @@ class RelationsPanel(QWidget):
         self.module.setToolTip("relation module (DETR: decoder self-attention between object queries)")
         self.term = QComboBox()
         self.term.setToolTip("ω: the relation weight; ω_G: geometry term; ω_A: appearance term")
+        self.head = QComboBox()
+        self.head.setToolTip("one head, or the mean over heads (keys 0–9, M)")
         self.info = QLabel("")
         top = QHBoxLayout()
         top.addWidget(QLabel("module"))
         top.addWidget(self.module, 1)
         top.addWidget(QLabel("term"))
         top.addWidget(self.term)
+        top.addWidget(self.head)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setAcceptDrops(False)
@@ -64,6 +67,7 @@ class RelationsPanel(QWidget):
         self._updating = False
         self.module.currentTextChanged.connect(self._on_module)
         self.term.currentIndexChanged.connect(self._on_term)
+        self.head.currentIndexChanged.connect(self._on_head)
         self.matrix_item.mouseClickEvent = self._on_matrix_click
         state.traceChanged.connect(self._on_trace)
         state.selectionChanged.connect(self._on_selection)
@@ -96,7 +100,20 @@ class RelationsPanel(QWidget):
         if trace is not None and sel.module:
             term = sel.term if sel.term in terms else (terms[0] if terms else "weight")
             self.rel = maps.relations(trace, sel.module, term, sel.head, sel.layer)
+        self._sync_heads()
         self._draw()
+
+    def _sync_heads(self) -> None:
+        n = self.rel.per_head.shape[0] if self.rel is not None else 0
+        self._updating = True
+        if self.head.count() != n + 1:
+            self.head.clear()
+            self.head.addItem("mean of heads", None)
+            for h in range(n):
+                self.head.addItem(f"head {h}", h)
+        head = self.state.sel.head
+        self.head.setCurrentIndex(0 if head is None or head >= n else head + 1)
+        self._updating = False
 
     def _draw(self) -> None:
         rel, sel = self.rel, self.state.sel
@@ -154,6 +171,10 @@ class RelationsPanel(QWidget):
     def _on_term(self, index: int) -> None:
         if not self._updating and index >= 0:
             self.state.select(term=self.term.itemData(index))
+
+    def _on_head(self, index: int) -> None:
+        if not self._updating and index >= 0:
+            self.state.select(head=self.head.itemData(index))
 
     def _on_matrix_click(self, event) -> None:
         pos = event.pos()
