@@ -52,6 +52,7 @@ class Map:
     title: str = ""
     head_titles: list[str] = field(default_factory=list)
     axis: str = "head"  # what the first axis is: 'head' (or part, group) or 'frame' (space-time keys)
+    crop: tuple[int, int, int, int] | None = None  # (row0, row1, col0, col1): where small multiples zoom
 
     def head(self, head: int | None, frame: int = 0) -> np.ndarray:
         """One head's map, or the mean over heads for ``None``; for space-time maps, time step ``frame``."""
@@ -401,7 +402,10 @@ def point_map(
             grid = grid_for(trace, f"lrnet/{lname}", h * w, shape=(h, w))
             ci, cj = divmod(grid.cell_of_point(x, y), grid.width)
         titles = [f"group {g}" for g in range(window.shape[0])]
-        return Map(_place(window, grid, ci, cj), grid, title=title, head_titles=titles)
+        k = window.shape[-1]
+        pad = k // 2 + 1  # the k×k window and one cell around it
+        crop = (max(ci - pad, 0), min(ci + pad + 1, grid.height), max(cj - pad, 0), min(cj + pad + 1, grid.width))
+        return Map(_place(window, grid, ci, cj), grid, title=title, head_titles=titles, crop=crop)
     return None
 
 

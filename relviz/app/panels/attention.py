@@ -155,6 +155,9 @@ class AttentionPanel(QWidget):
             values = square if square is not None else values[:, None, :]
         elif values.ndim == 2:
             values = values[:, None, :]
+        elif m.crop is not None:  # LR-Net: zoom on the k×k window
+            r0, r1, c0, c1 = m.crop
+            values = values[:, r0:r1, c0:c1]
         heads = values.shape[0]
         tiles = np.concatenate([values, values.mean(axis=0, keepdims=True)]) if heads > 1 else values
         self._ensure_tiles(len(tiles))

@@ -123,13 +123,16 @@ class GeometryPanel(QWidget):
         values, (width, height) = land
         sel = self.state.sel
         plot = self.plots.addPlot(
-            row=row, col=0, title=f"ω_G landscape of object {sel.object} ({module}): a box of its size at each position"
+            row=row, col=0, title=f"ω_G of object {sel.object} ({module}) with its box at each position"
         )
         plot.invertY(True)
         plot.setAspectLocked(True)
+        plot.hideAxis("left")
+        plot.hideAxis("bottom")
         item = pg.ImageItem(values, levels=levels(values), lut=lut("viridis"))
         item.setRect(QRectF(0, 0, width, height))
         plot.addItem(item)
+        plot.setRange(QRectF(0, 0, width, height), padding=0.02)
         outline = pg.QtWidgets.QGraphicsRectItem(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
         outline.setPen(pg.mkPen("#00ff88", width=2, cosmetic=True))
         plot.addItem(outline)
@@ -147,8 +150,8 @@ class GeometryPanel(QWidget):
         name = layers[li]
         prior = np.asarray(trace[f"lrnet/{name}/geometry"], np.float32)  # (m, k, k)
         sub = self.plots.addLayout(row=row, col=0)
-        sub.addLabel(f"LR-Net {name}: geometry prior per group (k×k logits)", colspan=4)
         rows, cols = grid_shape(len(prior), 4)
+        sub.addLabel(f"LR-Net {name}: geometry prior (k×k logits) per group", row=0, col=0, colspan=cols)
         for g, data in enumerate(prior):
             r, c = divmod(g, cols)
             vb = sub.addViewBox(row=r + 1, col=c, lockAspect=True, invertY=True, enableMouse=False)
@@ -174,8 +177,8 @@ class GeometryPanel(QWidget):
         pos = np.asarray(trace["region/positions"][r], np.float32).reshape(-1, 2)
         square = maps.square_points(values, pos)
         sub = self.plots.addLayout(row=row, col=0)
-        sub.addLabel(f"region features: geometric prior G_k of object {sel.object}", colspan=4)
         rows, cols = grid_shape(len(values), 4)
+        sub.addLabel(f"region G_k of object {sel.object}", row=0, col=0, colspan=cols)
         for k in range(len(values)):
             r, c = divmod(k, cols)
             if square is not None:
