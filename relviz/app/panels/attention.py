@@ -21,9 +21,9 @@ class _Tile:
         self.vb.addItem(self.image)
         self.frame = pg.QtWidgets.QGraphicsRectItem()
         self.frame.setPen(pg.mkPen(None))
-        self.vb.addItem(self.frame)
+        self.vb.addItem(self.frame, ignoreBounds=True)  # its pen width must not widen the range
         self.title = pg.TextItem("", color="#ffffff", anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
-        self.vb.addItem(self.title)
+        self.vb.addItem(self.title, ignoreBounds=True)  # the title must not widen the auto range
         self.image.mouseClickEvent = lambda ev: on_click()
 
 
@@ -136,6 +136,13 @@ class AttentionPanel(QWidget):
             r, c = divmod(i, cols)
             head = None if i == n - 1 and n > 1 else i
             self.tiles.append(_Tile(self.plots.ci, r, c, lambda h=head: self._on_tile(h)))
+        grid = self.plots.ci.layout  # equal rows and columns, however many tiles the last row has
+        for r in range(rows):
+            grid.setRowStretchFactor(r, 1)
+            grid.setRowPreferredHeight(r, 10)
+        for c in range(cols):
+            grid.setColumnStretchFactor(c, 1)
+            grid.setColumnPreferredWidth(c, 10)
 
     def _draw(self) -> None:
         m, sel = self.map, self.state.sel
@@ -173,10 +180,18 @@ class AttentionPanel(QWidget):
             chosen = (sel.head is None and is_mean) or (sel.head == i and not is_mean) or heads == 1
             tile.frame.setRect(QRectF(0, 0, data.shape[1], data.shape[0]))
             tile.frame.setPen(pg.mkPen("#00ff88", width=3, cosmetic=True) if chosen else pg.mkPen(None))
-            if i >= len(self._shapes) or self._shapes[i] != data.shape:
-                tile.vb.autoRange(padding=0.02)
-        self._shapes = [t.shape for t in tiles]
+        if self._shapes != [t.shape for t in tiles]:
+            self._shapes = [t.shape for t in tiles]
+            QTimer.singleShot(0, self._fit_tiles)  # once the layout has given the tiles their sizes
         self.info.setText(m.title + ("" if shared is not None else " · per-tile ranges"))
+
+    def _fit_tiles(self) -> None:
+        for tile in self.tiles:
+            tile.vb.autoRange(padding=0.02)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_tiles()
 
     # -- view → state --------------------------------------------------------------------------------
     def _on_tile(self, head: int | None) -> None:
