@@ -470,3 +470,17 @@ def test_geometry_landscape_places_a_box_of_the_objects_size_everywhere(qtbot, w
     np.testing.assert_array_equal(receiver, box)
     np.testing.assert_allclose(others[:, 2] - others[:, 0], box[2] - box[0])  # the object's own size
     np.testing.assert_allclose(land[0], ((np.arange(48) + 0.5) * 128 / 48) * 3)  # head 2 = 3·cx
+
+
+def test_the_initial_model_choice_says_what_it_does(qtbot, window):
+    ctrl, st = window.controller, window.state
+    st.zoo = [{"name": "detr-r50", "family": "detr", "description": "", "has_weights": False},
+              {"name": "demo-detr", "family": "detr", "description": "", "has_weights": True}]  # fmt: skip
+    st.devices = ["auto", "cpu"]
+    assert ctrl._initial_choice("nope", None) is None
+    assert "unknown model 'nope'" in st.last_message[0] and "detr-r50, demo-detr" in st.last_message[0]
+    choice = ctrl._initial_choice("detr-r50", "cuda:3")
+    assert choice == {"name": "detr-r50", "weights": "none", "device": "auto", "precision": "fp32"}
+    assert "seeded random weights" in st.last_message[0]
+    # with no model named, the first model with bundled weights opens
+    assert ctrl._initial_choice(None, None)["name"] == "demo-detr"
