@@ -1,0 +1,830 @@
+"""The controller answers the state's requests with work in workers, and writes results back.
+
+It owns the loaded model and the workers; it never touches a widget.  Model loading, inference and
+video decoding run one at a time on the ``model`` pool (model code is not re-entrant); image reading,
+trace loading and figure exports run on the ``io`` pool.  torch and the zoo are imported inside the
+first task, after the window is shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer
+
+from relviz.app import exporting
+from relviz.app.settings import Settings
+from relviz.app.state import AppState, ModelInfo
+from relviz.app.workers import Runner, Task, TaskContext
+from relviz.core.errors import BadInputError, RelvizError
+from relviz.core.readers import InputKind, classify, folder_items
+from relviz.core.trace import Trace
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+# -- functions run in workers (no Qt) ----------------------------------------------------------------
+
+
+def _zoo_listing(ctx: TaskContext) -> dict[str, Any]:
+    ctx.progress(-1, "importing torch and the model zoo…")
+    try:
+        import relviz.zoo as zoo
+    except ImportError as exc:
+        raise RelvizError(f"the model zoo could not be imported ({exc}); traces (.npz) still open") from None
+    from relviz.core.devices import available_devices
+
+    entries = [
+        {"name": e.name, "family": e.family, "description": e.description, "has_weights": e.has_weights}
+        for e in zoo.models().values()
+    ]
+    from relviz.core.devices import resolve_device, supported_precisions
+
+    devices = ["auto", *available_devices()]
+    precisions = {d: supported_precisions(resolve_device(d)) for d in devices}
+    return {"zoo": entries, "devices": devices, "precisions": precisions}
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "out of memory" in text or type(exc).__name__ == "OutOfMemoryError"
+
+
+def _load_model(ctx: TaskContext, choice: dict[str, Any]):
+    ctx.progress(-1, "loading the model…")
+    import relviz.zoo as zoo
+
+    kwargs = dict(
+        name=choice.get("name") or None,
+        weights=choice.get("weights"),
+        family=choice.get("family"),
+        device=choice.get("device") or "auto",
+        precision=choice.get("precision") or "fp32",
+    )
+    if kwargs["weights"] == "bundled":
+        kwargs["weights"] = None
+    try:
+        return zoo.load_model(**kwargs)
+    except Exception as exc:  # noqa: BLE001 — only GPU memory exhaustion is retried, on the CPU
+        if not _is_oom(exc) or kwargs["device"] == "cpu":
+            raise
+        ctx.note(f"the GPU ran out of memory loading the model; fell back to the CPU ({exc})", "warning")
+        return zoo.load_model(**{**kwargs, "device": "cpu", "precision": "fp32"})
+
+
+def _to_cpu(loaded) -> None:
+    import torch
+
+    loaded.module.to(device="cpu", dtype=torch.float32)
+    loaded.device, loaded.dtype = torch.device("cpu"), torch.float32
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """The user's run settings, handed to workers by value."""
+
+    threshold: float = 0.7
+    resize: int | None = None  # shorter side; None = the family's default, 0 = keep the size
+
+
+def _run_image(ctx: TaskContext, loaded, path: str, run: RunChoice) -> Trace:
+    ctx.progress(-1, f"running {loaded.name} on {Path(path).name}…")
+    import relviz.zoo as zoo
+
+    options = zoo.RunOptions(threshold=run.threshold, resize=run.resize)
+    try:
+        return zoo.run_model(loaded, path, options)
+    except Exception as exc:  # noqa: BLE001
+        if not _is_oom(exc) or loaded.device.type == "cpu":
+            raise
+        ctx.note(f"the GPU ran out of memory; fell back to the CPU for {loaded.name}", "warning")
+        _to_cpu(loaded)
+        return zoo.run_model(loaded, path, options)
+
+
+def _run_frames(loaded, frames: list[np.ndarray], source: dict[str, Any], run: RunChoice, frame: int) -> Trace:
+    """Run an image family on an already decoded frame (no second decode), as ``run_model`` does."""
+    import torch
+
+    import relviz.zoo as zoo
+
+    options = zoo.RunOptions(threshold=run.threshold, resize=run.resize, frame=frame)
+    with torch.inference_mode():
+        trace = loaded.family.run(loaded, frames, source, options)
+    trace.meta.setdefault("model", loaded.describe())
+    return trace
+
+
+class TruncatedVideo(BadInputError):
+    """A frame past the end of what a cut-short file decodes; ``frames`` is how many do."""
+
+    def __init__(self, message: str, frames: int):
+        super().__init__(message)
+        self.frames = frames
+
+
+class _VideoSource:
+    """A video opened once and read by the model pool's one thread."""
+
+    def __init__(self, path: Path):
+        from relviz.core.video import VideoReader
+
+        self.path = path
+        self.reader = VideoReader(path)
+
+        self._decodable: int | None = None
+
+    def frame(self, index: int) -> np.ndarray:
+        image = self.reader.read(index)
+        if image is None:
+            n = self.decodable()
+            raise TruncatedVideo(
+                f"frame {index} of {self.path.name} cannot be decoded: the file is cut short and decodes "
+                f"{n} of the {len(self.reader)} frames its header promises",
+                n,
+            )
+        return image
+
+    def decodable(self) -> int:
+        """How many frames really decode, counted once, sequentially (> 1,000 frames/s)."""
+        if self._decodable is None:
+            import cv2
+
+            cap = cv2.VideoCapture(str(self.path))
+            n = 0
+            while cap.grab():
+                n += 1
+            cap.release()
+            self._decodable = n
+        return self._decodable
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _video_step(
+    ctx: TaskContext, video: _VideoSource, index: int, loaded, run: RunChoice, clip_length: int | None
+) -> tuple[int, np.ndarray | None, Trace | None, str, int | None]:
+    """Decode (and run the model on) frame ``index``: (index, image, trace, note, frames).
+
+    For a frame past the end of a cut-short file, image is None and ``frames`` says how many decode.
+    """
+    try:
+        image = video.frame(index)
+    except TruncatedVideo as exc:
+        if exc.frames == 0:
+            raise
+        return index, None, None, f"{exc}; the timeline now ends at frame {exc.frames - 1}", exc.frames
+    if loaded is None:
+        return index, image, None, "", None
+    note = ""
+    source = {
+        "path": str(video.path),
+        "kind": "video",
+        "frame": index,
+        "size": [image.shape[1], image.shape[0]],
+        "fps": video.reader.fps,
+        "stride": 1,
+    }
+    for attempt in range(2):
+        try:
+            if loaded.family.input_kind == "clip":
+                import relviz.zoo as zoo
+
+                trace = zoo.run_model(
+                    loaded,
+                    video.path,
+                    zoo.RunOptions(threshold=run.threshold, resize=run.resize, frame=index, clip_length=clip_length),
+                )
+            else:
+                trace = _run_frames(loaded, [image], source, run, index)
+            return index, image, trace, note, None
+        except Exception as exc:  # noqa: BLE001
+            if attempt or not _is_oom(exc) or loaded.device.type == "cpu":
+                raise
+            _to_cpu(loaded)
+            note = "the GPU ran out of memory; fell back to the CPU"
+    raise AssertionError("unreachable")
+
+
+def _read_image(ctx: TaskContext, path: str) -> np.ndarray:
+    from relviz.core.images import read_image
+
+    return read_image(path)
+
+
+def _open_video(ctx: TaskContext, path: str) -> tuple[_VideoSource, np.ndarray]:
+    video = _VideoSource(Path(path))
+    return video, video.frame(0)
+
+
+def _load_trace(ctx: TaskContext, path: str) -> tuple[Trace, np.ndarray | None]:
+    trace = Trace.load(path)
+    image = trace.image
+    if image is None:
+        src = trace.meta.get("input", {}).get("path")
+        if src and Path(src).is_file():
+            from relviz.core.images import read_image
+            from relviz.core.readers import InputKind, classify
+
+            with contextlib.suppress(RelvizError):
+                if classify(src) == InputKind.IMAGE:
+                    image = read_image(src)
+                else:
+                    video = _VideoSource(Path(src))
+                    image = video.frame(int(trace.meta.get("input", {}).get("frame", 0) or 0))
+                    video.close()
+    if image is None:
+        try:
+            w, h = trace.image_size
+        except (KeyError, TypeError, ValueError):
+            w, h = 640, 480
+        image = np.full((h, w, 3), 40, np.uint8)
+    return trace, image
+
+
+# -- the controller (UI thread) ----------------------------------------------------------------------
+
+
+class Controller(QObject):
+    def __init__(self, state: AppState, settings: Settings | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.settings = settings
+        self.runner = Runner(self)
+        self.loaded = None  # relviz.zoo.LoadedModel
+        self.zoo_ready = False
+        self.zoo_ready_at: float | None = None
+        self.video: _VideoSource | None = None
+        self.clip_length: int | None = None
+        self._pending_loads = 0  # zoo listing and model loads in flight
+        self._run_after_load = False
+        self._frame_busy = False
+        self._frame_pending: int | None = None
+        self._play_t0 = 0.0
+        self._play_f0 = 0
+        self._generation = 0  # bumps when the input changes; results of older inputs are dropped
+        self.results = 0  # results drawn
+        self.started = False
+        self._traces_opening = 0
+        self._busy_names: list[str] = []  # tasks that show as "working" (frame steps do not)
+        self.play_timer = QTimer(self)
+        self.play_timer.timeout.connect(self._tick)
+        self.shown_frames = 0
+        self.dropped_frames = 0
+        state.openRequested.connect(self.open_paths)
+        state.loadModelRequested.connect(self.load_model)
+        state.runRequested.connect(self.run)
+        state.cancelRequested.connect(self.cancel)
+        state.exportRequested.connect(self.export)
+        state.playRequested.connect(self.play)
+        state.selectionChanged.connect(self._on_selection)
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def _start(
+        self,
+        name: str,
+        fn,
+        *args,
+        pool: str = "model",
+        done=None,
+        failed=None,
+        cancelled=None,
+        busy: bool = True,
+        progress: bool = True,
+    ) -> Task:
+        if busy:
+            self._busy_names.append(name)
+            self.state.set_busy(True, name)
+
+        def finished() -> None:
+            if not busy:
+                return
+            self._busy_names.remove(name)
+            if self._busy_names:
+                self.state.set_busy(True, self._busy_names[-1])
+            else:
+                self.state.set_busy(False)
+
+        def on_failed(text: str) -> None:
+            self.state.info(text, "error")
+            if failed is not None:
+                failed(text)
+
+        task = Task(name, fn, *args)
+        return self.runner.start(
+            task,
+            pool,
+            done=done,
+            failed=on_failed,
+            finished=finished,
+            progress=(lambda p, t: self.state.progress.emit(p, t)) if progress else None,
+            note=lambda text, level: self.state.info(text, level),
+            cancelled=lambda: (self.state.info(f"cancelled {name}", "info"), cancelled and cancelled()),
+        )
+
+    def idle(self) -> bool:
+        """Nothing loading, running, decoding or exporting (the screenshot waits for this)."""
+        return not self.runner.active and not self._loading and not self._frame_busy
+
+    @property
+    def _loading(self) -> bool:
+        return self._pending_loads > 0
+
+    def _load_finished(self) -> None:
+        """A zoo listing or model load ended; a run asked for meanwhile happens now (or is dropped)."""
+        self._pending_loads = max(self._pending_loads - 1, 0)
+        if self._pending_loads == 0 and self._run_after_load:
+            self._run_after_load = False
+            if self.loaded is not None and self.state.source_path is not None and self.state.source_kind != "trace":
+                self.run()
+
+    def cancel(self) -> None:
+        self.play(False)
+        self.runner.cancel_all()
+        self._frame_pending = None
+
+    def shutdown(self) -> None:
+        self.play_timer.stop()
+        self.runner.wait(10000)
+        if self.video is not None:
+            self.video.close()
+            self.video = None
+
+    # -- start-up ------------------------------------------------------------------------------------
+    def startup(self, paths: list[str], model: str | None = None, device: str | None = None) -> None:
+        """Import the zoo behind the shown window, load a model, open ``paths`` (or the demo scene)."""
+        self._pending_loads += 1
+        self.started = True
+
+        def done(info: dict[str, Any]) -> None:
+            self.zoo_ready = True
+            self.zoo_ready_at = time.time()
+            self.state.zoo = info["zoo"]
+            self.state.devices = info["devices"]
+            self.state.precisions_by_device = info["precisions"]
+            if self.settings is not None:  # the Model panel preselects the last choice
+                self.state.choice_hint = self.settings.model_choice()
+            self.state.zooChanged.emit()
+            choice = self._initial_choice(model, device)
+            if choice is not None:
+                self.load_model(choice)
+            self._load_finished()
+            if choice is None:
+                if model is None and self.loaded is None and not self._loading:
+                    trace_open = self._traces_opening > 0 or self.state.source_kind == "trace"
+                    self.state.info(
+                        "no model loaded: the bundled demo weights are not installed yet — choose a "
+                        "model (random weights) or open a checkpoint",
+                        "info" if trace_open else "warning",
+                    )
+
+        def failed(text: str) -> None:
+            self._load_finished()
+            self.state.zooChanged.emit()
+
+        self._start("loading the model zoo", _zoo_listing, done=done, failed=failed)
+        if paths:
+            self.open_paths(paths)
+        else:
+            demo = self._demo_scene()
+            if demo is not None:
+                self.open_paths([str(demo)])
+
+    def _initial_choice(self, model: str | None, device: str | None) -> dict[str, Any] | None:
+        entries = {e["name"]: e for e in self.state.zoo}
+        saved = self.settings.model_choice() if self.settings else {}
+        dev = device or saved.get("device") or "auto"
+        if dev not in self.state.devices:
+            if device:
+                self.state.info(
+                    f"device {device!r} is not present here ({', '.join(self.state.devices)}); using auto", "warning"
+                )
+            dev = "auto"
+        if model:
+            entry = entries.get(model)
+            if entry is None:
+                self.state.info(f"unknown model {model!r}; the zoo has: {', '.join(entries) or 'none'}", "error")
+                return None
+            if not entry["has_weights"]:
+                self.state.info(
+                    f"{model} has no bundled weights: running it with seeded random weights "
+                    "(open a checkpoint for trained ones)",
+                    "warning",
+                )
+            return {
+                "name": model,
+                "weights": "bundled" if entry["has_weights"] else "none",
+                "device": dev,
+                "precision": "fp32",
+            }
+        name = saved.get("name")
+        if name in entries and entries[name]["has_weights"] and saved.get("weights") in ("bundled", ""):
+            return {
+                "name": name,
+                "weights": "bundled",
+                "device": dev,
+                "precision": saved.get("precision") or "fp32",
+            }
+        for entry in entries.values():
+            if entry["has_weights"]:
+                return {"name": entry["name"], "weights": "bundled", "device": dev, "precision": "fp32"}
+        return None
+
+    @staticmethod
+    def _demo_scene() -> Path | None:
+        if not RESOURCES.is_dir():
+            return None
+        for path in sorted(RESOURCES.rglob("*")):
+            with contextlib.suppress(RelvizError):
+                if path.is_file() and classify(path) == InputKind.IMAGE:
+                    return path
+        return None
+
+    # -- opening -------------------------------------------------------------------------------------
+    def open_paths(self, paths: list[str]) -> None:
+        """Open what was dropped, chosen or given on the command line, through the one reader registry."""
+        items: list[Path] = []
+        for raw in paths:
+            path = Path(raw)
+            try:
+                kind = classify(path)
+            except RelvizError as exc:
+                self.state.info(str(exc), "error")
+                continue
+            if kind == InputKind.CHECKPOINT:
+                self.load_model(
+                    {"name": None, "weights": str(path), "device": self._device_choice(), "precision": "fp32"}
+                )
+            elif kind == InputKind.TRACE:
+                self._open_trace(path)
+            elif kind == InputKind.FOLDER:
+                try:
+                    items.extend(folder_items(path))
+                except RelvizError as exc:
+                    self.state.info(str(exc), "error")
+            else:
+                items.append(path)
+            if self.settings is not None:
+                self.settings.add_recent(path)
+        if items:
+            self.state.set_items(items, 0)
+            self.open_item(0)
+
+    def _device_choice(self) -> str:
+        if self.settings is not None:
+            return self.settings.model_choice().get("device") or "auto"
+        return "auto"
+
+    def step_item(self, delta: int) -> None:
+        n = len(self.state.items)
+        if n > 1:
+            self.open_item((self.state.item_index + delta) % n)
+
+    def open_item(self, index: int) -> None:
+        path = self.state.items[index]
+        self.state.item_index = index
+        self.state.itemsChanged.emit()
+        self._generation += 1
+        gen = self._generation
+        self.play(False)
+        try:
+            kind = classify(path)
+        except RelvizError as exc:
+            self.state.info(str(exc), "error")
+            return
+        if kind == InputKind.IMAGE:
+
+            def done(image: np.ndarray) -> None:
+                if gen != self._generation:
+                    return
+                self._close_video()
+                self.state.set_image(image, path, "image")
+                self.state.set_trace(None)
+                self.state.select(frame=0, point=None)
+                self.state.info(f"opened {path.name} ({image.shape[1]}×{image.shape[0]})")
+                if self.loaded is not None or self._loading:
+                    self.run()
+                else:
+                    self.results += 1  # nothing more will come: the image is the result
+
+            self._start(f"reading {path.name}", _read_image, str(path), pool="io", done=done)
+        elif kind == InputKind.VIDEO:
+
+            def done_video(result) -> None:
+                video, first = result
+                if gen != self._generation:
+                    video.close()
+                    return
+                self._close_video()
+                self.video = video
+                self.state.video_frames = len(video.reader)
+                self.state.video_fps = video.reader.fps
+                self.state.set_image(first, path, "video")
+                self.state.set_trace(None)
+                self.state.select(frame=0, point=None)
+                self.state.videoChanged.emit()
+                self.state.info(f"opened {path.name}: {len(video.reader)} frames at {video.reader.fps:.3g} fps")
+                if self.loaded is not None or self._loading:
+                    self.run()
+                else:
+                    self.results += 1
+
+            self._start(f"opening {path.name}", _open_video, str(path), done=done_video)
+
+    def _close_video(self) -> None:
+        if self.video is not None:
+            # the model pool's thread may be reading it: close it there, after what is queued
+            video = self.video
+            self.video = None
+            self.runner.start(Task("closing a video", lambda ctx: video.close()), "model")
+        if self.state.video_frames:
+            self.state.video_frames = 0
+            self.state.videoChanged.emit()
+
+    def _open_trace(self, path: Path) -> None:
+        self._generation += 1
+        gen = self._generation
+        self._traces_opening += 1
+
+        def failed(text: str) -> None:
+            self._traces_opening -= 1
+
+        def done(result) -> None:
+            self._traces_opening -= 1
+            if gen != self._generation:
+                return
+            trace, image = result
+            self._close_video()
+            self.state.set_image(image, path, "trace")
+            self.state.set_trace(trace)
+            self.results += 1
+            self.state.info(
+                f"opened trace {path.name} ({trace.family or 'unknown family'}, {len(trace.names())} tensors)"
+            )
+
+        self._start(f"reading {path.name}", _load_trace, str(path), pool="io", done=done, failed=failed)
+
+    # -- model ---------------------------------------------------------------------------------------
+    def load_model(self, choice: dict[str, Any]) -> None:
+        self._pending_loads += 1
+        if self.state.image is not None and self.state.source_kind != "trace":
+            self._run_after_load = True
+
+        def done(loaded) -> None:
+            self.loaded = loaded
+            weights = loaded.weights
+            self.state.model = ModelInfo(
+                loaded.name,
+                weights,
+                str(loaded.device),
+                str(loaded.dtype)
+                .replace("torch.", "")
+                .replace("float32", "fp32")
+                .replace("bfloat16", "bf16")
+                .replace("float16", "fp16"),
+                loaded.family.name,
+            )
+            self.state.modelChanged.emit()
+            self.state.info(f"loaded {self.state.model.describe()}")
+            if self.settings is not None:
+                self.settings.save_model_choice(
+                    {
+                        "name": loaded.name if weights in ("none", "bundled") else "",
+                        "weights": weights,
+                        "device": choice.get("device") or "auto",
+                        "precision": choice.get("precision") or "fp32",
+                    }
+                )
+            self._load_finished()
+
+        def failed(text: str) -> None:
+            self._load_finished()
+
+        self._start("loading the model", _load_model, dict(choice), done=done, failed=failed)
+
+    def run(self) -> None:
+        """Run the model on the current image or video frame."""
+        if self.loaded is None:
+            if self._loading:
+                self._run_after_load = True
+                return
+            self.state.info("no model loaded: choose a model and press Load model, or open a checkpoint", "warning")
+            return
+        path = self.state.source_path
+        if path is None or self.state.source_kind == "trace":
+            self.state.info("open an image or a video to run the model on", "warning")
+            return
+        if self.state.source_kind == "video":
+            self.request_frame(self.state.sel.frame)
+            return
+        gen = self._generation
+
+        def done(trace: Trace) -> None:
+            if gen != self._generation:
+                return
+            if trace.image is not None and self.state.image is None:
+                self.state.set_image(trace.image, path, "image")
+            self.state.set_trace(trace)
+            self.results += 1
+            n = len(trace["detections/boxes"]) if "detections/boxes" in trace else 0
+            self.state.info(
+                f"{self.loaded.name} on {path.name}: {n} detections"
+                if "detections/boxes" in trace
+                else f"{self.loaded.name} on {path.name}: done"
+            )
+            self._sync_device_info()
+
+        def failed(text: str) -> None:
+            self.results += 1
+
+        self._start(
+            f"running {self.loaded.name}",
+            _run_image,
+            self.loaded,
+            str(path),
+            self.run_choice(),
+            done=done,
+            failed=failed,
+        )
+
+    def run_choice(self) -> RunChoice:
+        return RunChoice(float(self.state.threshold), self.state.resize)
+
+    def _sync_device_info(self) -> None:
+        if self.loaded is not None and str(self.loaded.device) != self.state.model.device:
+            self.state.model.device = str(self.loaded.device)
+            self.state.model.precision = "fp32"
+            self.state.modelChanged.emit()
+
+    # -- video ---------------------------------------------------------------------------------------
+    def _on_selection(self, changed: frozenset) -> None:
+        if "frame" in changed and self.state.source_kind == "video" and self.video is not None:
+            self.request_frame(self.state.sel.frame)
+
+    def request_frame(self, index: int) -> None:
+        """Decode (and run on) frame ``index``; while a frame is in flight only the latest request waits."""
+        if self.video is None:
+            return
+        if self._frame_busy:
+            if self._frame_pending is not None:
+                self.dropped_frames += 1
+            self._frame_pending = index
+            return
+        self._frame_busy = True
+        gen = self._generation
+
+        def done(result) -> None:
+            index, image, trace, note, frames = result
+            if note:
+                self.state.info(note, "warning")
+                self._sync_device_info()
+            if image is None:  # the file ends early: shrink the timeline and show its last frame
+                self.play(False)
+                self._frame_pending = None
+                self._frame_busy = False
+                if gen == self._generation and frames:
+                    self.state.video_frames = frames
+                    self.state.videoChanged.emit()
+                    self.state.select(frame=frames - 1)
+                return
+            if gen == self._generation:
+                self.state.set_image(image, self.state.source_path, "video")
+                if trace is not None:
+                    self.state.set_trace(trace, follow=self.state.trace is not None)
+                self.results += 1
+                self.shown_frames += 1
+            self._next_frame()
+
+        def failed(text: str) -> None:
+            self.play(False)
+            self._frame_pending = None
+            self.results += 1
+            self._next_frame()
+
+        self._start(
+            f"frame {index}",
+            _video_step,
+            self.video,
+            index,
+            self.loaded,
+            self.run_choice(),
+            self.clip_length,
+            done=done,
+            failed=failed,
+            cancelled=lambda: self._next_frame(),
+            busy=False,
+            progress=False,
+        )
+
+    def _next_frame(self) -> None:
+        self._frame_busy = False
+        if self._frame_pending is not None:
+            index, self._frame_pending = self._frame_pending, None
+            self.request_frame(index)
+
+    def play(self, on: bool) -> None:
+        if on and (self.video is None or not self.state.video_frames):
+            return
+        if on == self.state.playing:
+            return
+        self.state.playing = on
+        if on:
+            if self.state.sel.frame >= self.state.video_frames - 1:
+                self.state.select(frame=0)
+            self._play_t0 = time.perf_counter()
+            self._play_f0 = self.state.sel.frame
+            self.play_timer.start(max(15, int(1000 / min(self.state.video_fps or 25, 60))))
+        else:
+            self.play_timer.stop()
+        self.state.videoChanged.emit()
+
+    def _tick(self) -> None:
+        """Real-time playback: the frame due now; frames inference cannot keep up with are skipped."""
+        due = self._play_f0 + int((time.perf_counter() - self._play_t0) * (self.state.video_fps or 25))
+        last = self.state.video_frames - 1
+        if due >= last:
+            self.state.select(frame=last)
+            self.play(False)
+            return
+        if due != self.state.sel.frame:
+            self.state.select(frame=due)
+
+    # -- export --------------------------------------------------------------------------------------
+    def export(self, kind: str, options: dict[str, Any]) -> None:
+        trace = self.state.trace
+        path = options.get("path", "")
+        if kind in ("figure", "trace") and trace is None:
+            self.state.info("nothing to export yet: run a model or open a trace first", "warning")
+            return
+        try:
+            from relviz.core.atomic import check_writable
+
+            check_writable(path)
+        except RelvizError as exc:
+            self.state.info(str(exc), "error")
+            return
+        if self.settings is not None:
+            self.settings.save_export_dir(str(Path(path).parent))
+        if kind == "figure":
+            args = (trace, options, self.state.sel, self._recipe_input())
+            self._start(
+                f"exporting {Path(path).name}",
+                exporting.export_figure,
+                *args,
+                pool="io",
+                done=lambda p: self.state.info(f"wrote {p}"),
+            )
+        elif kind == "trace":
+            self._start(
+                f"exporting {Path(path).name}",
+                exporting.export_trace,
+                trace,
+                path,
+                pool="io",
+                done=lambda p: self.state.info(f"wrote {p}"),
+            )
+        elif kind == "video":
+            if self.state.source_kind != "video" or self.state.source_path is None:
+                self.state.info("export video needs an open video", "warning")
+                return
+            self.play(False)
+            self._start(
+                f"exporting {Path(path).name}",
+                exporting.export_video,
+                str(self.state.source_path),
+                path,
+                self.loaded,
+                self.run_choice(),
+                self.state.sel,
+                options,
+                done=lambda p: self.state.info(f"wrote {p}"),
+            )
+        else:
+            self.state.info(f"unknown export kind {kind!r}", "error")
+
+    def _recipe_input(self) -> dict[str, Any]:
+        """Where the shown trace came from, for the export recipe."""
+        st = self.state
+        if st.source_kind == "trace" and st.source_path is not None:
+            return {"trace": str(st.source_path)}
+        info = st.model
+        bundled_or_random = info.weights in ("bundled", "none")
+        return {
+            "model": info.name if bundled_or_random else None,
+            "weights": None if info.weights == "bundled" else (info.weights or None),
+            "family": info.family or None,
+            "input": str(st.source_path.resolve()) if st.source_path else None,
+            "device": info.device or "auto",
+            "precision": info.precision or "fp32",
+            "threshold": float((st.trace.meta.get("threshold") if st.trace else None) or st.threshold),
+            "resize": st.resize,
+            "frame": int(st.sel.frame),
+        }

@@ -1,0 +1,226 @@
+"""Exports run in workers: figures through the Qt-free renderer (the same as ``relviz export``), traces
+as ``.npz``, videos with overlays (mp4v).  Every file is written to a temporary name in the target
+folder and renamed into place only when complete, so a failed or cancelled export leaves nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from relviz.app import maps
+from relviz.core.atomic import check_writable
+from relviz.core.errors import BadInputError
+from relviz.core.grid import Grid
+from relviz.core.trace import Trace
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def view_options(trace: Trace, sel, options: dict[str, Any]):
+    """The renderer's :class:`ViewOptions` for what the window shows (selection + dialog choices)."""
+    from relviz.render.views import ViewOptions
+
+    src = maps.source(trace, sel.source)
+    layer = None
+    if src is not None:
+        li = maps.layer_index(len(src.layers), sel.layer)
+        layer = src.layers[li]
+    return ViewOptions(
+        object=sel.object,
+        point=tuple(sel.point) if sel.point is not None else None,
+        points=[tuple(sel.point)] if sel.point is not None else [],
+        frame=sel.frame,
+        layer=layer,
+        head="mean" if sel.head is None else str(sel.head),
+        term=sel.term,
+        module=sel.module if sel.module != maps.DETR_DECODER_MODULE else None,
+        colorbar=bool(options.get("colorbar", True)),
+        shared_range=bool(options.get("shared_range", True)),
+        cmap=str(options.get("cmap", "inferno")),
+        width=options.get("width"),
+        height=options.get("height"),
+    )
+
+
+def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any]) -> dict[str, Any]:
+    """The recipe ``relviz export --recipe`` redraws the figure from (the command line's format).
+
+    ``origin`` says where the trace came from: ``{"trace": PATH}`` for an opened ``.npz`` file, else
+    the model and input (``model``, ``weights``, ``family``, ``input``, ``device``, ``precision``,
+    ``threshold``, ``frame``) as the command line's ``--model/--weights/--input`` options would.
+    """
+    from relviz import __version__
+
+    rec: dict[str, Any] = {"relviz": __version__, "view": view, "options": vo.to_json(), "dpi": int(dpi)}
+    if origin.get("trace"):
+        from relviz.core.checkpoint import sha256_of
+
+        rec["trace"] = str(Path(origin["trace"]).resolve())
+        if Path(origin["trace"]).is_file():
+            rec["trace_sha256"] = sha256_of(origin["trace"])
+    else:
+        rec["source"] = {
+            "model": origin.get("model"),
+            "weights": origin.get("weights"),
+            "family": origin.get("family"),
+            "input": origin.get("input"),
+            "device": origin.get("device") or "auto",
+            "precision": origin.get("precision") or "fp32",
+            "resize": None,
+            "threshold": origin.get("threshold", 0.7),
+            "frame": origin.get("frame", 0),
+            "clip_length": None,
+            "stride": 1,
+            "overrides": {},
+            "seed": 0,
+        }
+        rec["model"] = trace.meta.get("model", {})
+    return rec
+
+
+def recipe_path(figure: str | Path) -> Path:
+    """Where the recipe of ``figure`` goes: the command line's convention when it is available."""
+    try:
+        from relviz.cli import recipe_path as cli_recipe_path
+    except ImportError:
+        figure = Path(figure)
+        return figure.with_name(figure.stem + ".recipe.json")
+    return cli_recipe_path(figure)
+
+
+def export_figure(ctx, trace: Trace, options: dict[str, Any], sel, origin: dict[str, Any]) -> str:
+    """Draw view ``options['view']`` of ``trace`` for selection ``sel`` with the Qt-free renderer, save
+    it atomically and write its recipe beside it."""
+    from relviz.render.figure import figure_format, save_figure, write_json
+    from relviz.render.views import render_view
+
+    path = Path(options["path"])
+    fmt = (options.get("format") or path.suffix.lstrip(".") or "png").lower()
+    if fmt not in FORMATS:
+        raise BadInputError(f"cannot export a figure as {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if path.suffix.lower() != f".{fmt}":
+        path = path.with_name(path.name + f".{fmt}") if not path.suffix else path.with_suffix(f".{fmt}")
+    figure_format(path)
+    check_writable(path)
+    ctx.progress(10, "drawing the figure…")
+    vo = view_options(trace, sel, options)
+    view = options["view"]
+    dpi = int(options.get("dpi", 300))
+    rec = recipe(trace, view, vo, dpi, origin)
+    fig = render_view(trace, view, vo)
+    ctx.progress(60, f"writing {path.name}…")
+    save_figure(fig, path, dpi=dpi)
+    rec["output"] = str(path.resolve())
+    rec["input"] = trace.meta.get("input", {})
+    write_json(recipe_path(path), rec)
+    ctx.progress(100, "done")
+    return str(path)
+
+
+def export_trace(ctx, trace: Trace, path: str) -> str:
+    ctx.progress(20, "writing the trace…")
+    return str(trace.save(path))
+
+
+# -- video with overlays -----------------------------------------------------------------------------
+
+
+def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np.ndarray:
+    """The frame with the heatmap of ``obj`` (or the point) blended in and boxes drawn (RGB)."""
+    out = image.copy()
+    if trace is None:
+        return out
+    h, w = out.shape[:2]
+    src = maps.source(trace, sel.source)
+    m = None
+    if src is not None:
+        if src.driver == "object" and obj is not None:
+            m = maps.object_map(trace, src, obj, sel.layer, sel.term)
+        elif src.driver == "point" and sel.point is not None:
+            m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
+    if m is not None and m.grid is not None:
+        values = m.head(sel.head)
+        up = Grid(m.grid.height, m.grid.width, m.grid.stride, m.grid.scale_x, m.grid.scale_y).to_image(values, (w, h))
+        lo, hi = float(values.min()), float(values.max())
+        norm = np.clip((up - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+        from matplotlib import colormaps
+
+        colored = (colormaps["inferno"](norm)[..., :3] * 255).astype(np.float32)
+        alpha = (0.65 * norm**0.6)[..., None]
+        out = (out.astype(np.float32) * (1 - alpha) + colored * alpha).astype(np.uint8)
+    boxes, scores, labels = maps.detections(trace)
+    from relviz.app.panels.common import PALETTE  # plain hex strings, no Qt involved
+
+    for i, (box, score, lab) in enumerate(zip(boxes, scores, labels, strict=False)):
+        hexc = PALETTE[int(lab) % len(PALETTE)].lstrip("#")
+        color = tuple(int(hexc[k : k + 2], 16) for k in (0, 2, 4))
+        if i == obj:
+            color = (255, 255, 255)
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), color, 3 if i == obj else 2)
+        text = f"{maps.label_text(trace, int(lab))} {score:.2f}"
+        cv2.putText(out, text, (x0 + 2, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+    return out
+
+
+def export_video(ctx, video_path: str, path: str, loaded, run, sel, options: dict[str, Any]) -> str:
+    from relviz.app.controller import _video_step, _VideoSource
+
+    out_path = Path(path)
+    if out_path.suffix.lower() != ".mp4":
+        out_path = out_path.with_suffix(".mp4")
+    check_writable(out_path)
+    video = _VideoSource(Path(video_path))
+    try:
+        n = len(video.reader)
+        start = int(options.get("start", 0))
+        stop = min(int(options.get("stop", n)), n)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part.mp4", dir=out_path.parent)
+        os.close(fd)
+        writer = None
+        ok = False
+        prev: Trace | None = None
+        obj = sel.object
+        try:
+            for index in range(start, stop):
+                ctx.progress(100 * (index - start) / max(stop - start, 1), f"frame {index} of {stop - 1}")
+                _, image, trace, _, _ = _video_step(ctx, video, index, loaded, run, None)
+                if image is None:
+                    if index == start:
+                        raise BadInputError(f"frame {index} of {Path(video_path).name} cannot be decoded")
+                    ctx.note(f"the video ends early: frame {index} cannot be decoded; the export stops there")
+                    break
+                if prev is not None and trace is not None:
+                    obj = maps.follow_object(prev, trace, obj)
+                prev = trace if trace is not None else prev
+                frame = _overlay(image, trace, sel, obj)
+                if writer is None:
+                    writer = cv2.VideoWriter(
+                        tmp,
+                        cv2.VideoWriter_fourcc(*"mp4v"),
+                        video.reader.fps,
+                        (frame.shape[1], frame.shape[0]),
+                    )
+                    if not writer.isOpened():
+                        raise BadInputError(f"cannot write video {out_path}: OpenCV could not open an mp4v writer")
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            ok = writer is not None
+        finally:
+            if writer is not None:
+                writer.release()
+            if ok and not ctx.cancelled:
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, out_path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        ctx.check()
+    finally:
+        video.close()
+    return str(out_path)

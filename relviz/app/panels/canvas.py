@@ -1,0 +1,405 @@
+"""The canvas: the image or video frame, its boxes and labels, the current heatmap, relation arrows.
+
+All boxes, labels and arrows are painted by one :class:`OverlayItem` (one graphics item however many
+objects), region sample points by one scatter item.  Hovering a point (with "follow mouse" on) or
+clicking writes the point or object into the state; the state's selection decides what is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
+
+from relviz.app import maps
+from relviz.app.panels.common import configure_pyqtgraph, label_color, levels, lut
+from relviz.app.state import AppState
+from relviz.core.grid import Grid
+
+MAX_HEAT_SIDE = 640  # heatmaps are upsampled (bilinear) to at most this many pixels a side
+
+
+class OverlayItem(pg.GraphicsObject):
+    """Boxes, their labels and relation arrows, painted by a single item."""
+
+    def __init__(self):
+        super().__init__()
+        self.boxes = np.zeros((0, 4), np.float32)
+        self.colors: list[QColor] = []
+        self.texts: list[str] = []
+        self.selected: int | None = None
+        self.partner: int | None = None
+        self.arrows = np.zeros((0, 4), np.float32)  # x0, y0, x1, y1
+        self.strengths = np.zeros(0, np.float32)  # 0..1
+        self.arrow_color = QColor("#40e0ff")
+        self.bounds = QRectF(0, 0, 1, 1)
+        self.show_labels = True
+
+    def set_bounds(self, width: int, height: int) -> None:
+        self.prepareGeometryChange()
+        self.bounds = QRectF(0, 0, width, height)
+
+    def set_boxes(self, boxes: np.ndarray, colors: list[QColor], texts: list[str]) -> None:
+        self.boxes, self.colors, self.texts = np.asarray(boxes, np.float32).reshape(-1, 4), colors, texts
+        self.update()
+
+    def set_selection(self, selected: int | None, partner: int | None) -> None:
+        self.selected, self.partner = selected, partner
+        self.update()
+
+    def set_arrows(self, segments: np.ndarray, strengths: np.ndarray) -> None:
+        self.arrows = np.asarray(segments, np.float32).reshape(-1, 4)
+        self.strengths = np.clip(np.asarray(strengths, np.float32).reshape(-1), 0, 1)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self.bounds.adjusted(-50, -50, 50, 50)
+
+    def paint(self, p: QPainter, *args) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        # arrows first, under the boxes; widths in screen pixels (cosmetic pens)
+        to_screen = p.transform()
+        for (x0, y0, x1, y1), s in zip(self.arrows, self.strengths, strict=False):
+            color = QColor(self.arrow_color)
+            color.setAlphaF(0.25 + 0.75 * float(s))
+            pen = QPen(color, 1.0 + 5.0 * float(s))
+            pen.setCosmetic(True)
+            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+            p.setPen(pen)
+            p.drawLine(QPointF(x0, y0), QPointF(x1, y1))
+            self._arrow_head(p, to_screen, QPointF(x0, y0), QPointF(x1, y1), color, 6 + 8 * float(s))
+        order = [i for i in range(len(self.boxes)) if i not in (self.selected, self.partner)]
+        order += [i for i in (self.partner, self.selected) if i is not None and 0 <= i < len(self.boxes)]
+        for i in order:  # the selected pair last, on top
+            x0, y0, x1, y1 = self.boxes[i]
+            color = self.colors[i] if i < len(self.colors) else QColor("white")
+            width = 3.5 if i == self.selected else 2.5 if i == self.partner else 1.5
+            pen = QPen(QColor("white") if i == self.selected else color, width)
+            pen.setCosmetic(True)
+            if i == self.partner:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0)))
+        if self.show_labels and len(self.texts):
+            p.save()
+            p.resetTransform()  # text in screen pixels, placed at the mapped box corners
+            font = QFont()
+            font.setPointSizeF(8.5)
+            p.setFont(font)
+            metrics = p.fontMetrics()
+            for i in order:
+                if i >= len(self.texts):
+                    continue
+                x0, y0, text = self.boxes[i][0], self.boxes[i][1], self.texts[i]
+                corner = to_screen.map(QPointF(float(x0), float(y0)))
+                w = metrics.horizontalAdvance(text) + 6
+                h = metrics.height()
+                rect = QRectF(corner.x(), corner.y() - h, w, h)
+                color = self.colors[i] if i < len(self.colors) else QColor("black")
+                p.fillRect(rect, QColor("white") if i == self.selected else color)
+                p.setPen(QColor("black") if i == self.selected else QColor("white"))
+                p.drawText(rect.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
+            p.restore()
+
+    @staticmethod
+    def _arrow_head(p: QPainter, to_screen, a: QPointF, b: QPointF, color: QColor, size: float) -> None:
+        sa, sb = to_screen.map(a), to_screen.map(b)
+        dx, dy = sb.x() - sa.x(), sb.y() - sa.y()
+        length = math.hypot(dx, dy)
+        if length < 1e-6:
+            return
+        ux, uy = dx / length, dy / length
+        left = QPointF(sb.x() - size * ux + size * 0.5 * uy, sb.y() - size * uy - size * 0.5 * ux)
+        right = QPointF(sb.x() - size * ux - size * 0.5 * uy, sb.y() - size * uy + size * 0.5 * ux)
+        p.save()
+        p.resetTransform()
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(color)
+        p.drawPolygon(QPolygonF([sb, left, right]))
+        p.restore()
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRect(self.bounds)
+        return path
+
+
+class CanvasPanel(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None):
+        super().__init__(parent)
+        configure_pyqtgraph()
+        self.state = state
+        self.view = pg.GraphicsView()
+        self.view.setAcceptDrops(False)  # drops go to the window
+        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem()
+        self.heat_item = pg.ImageItem()
+        self.heat_item.setZValue(1)
+        self.heat_item.setOpacity(0.6)
+        self.overlay = OverlayItem()
+        self.overlay.setZValue(2)
+        self.points_item = pg.ScatterPlotItem(pxMode=True, size=9, pen=pg.mkPen("w", width=0.5))
+        self.points_item.setZValue(3)
+        self.marker = pg.ScatterPlotItem(
+            pxMode=True, size=16, symbol="+", pen=pg.mkPen("#00ff88", width=2.5), brush=None
+        )
+        self.marker.setZValue(4)
+        for item in (self.image_item, self.heat_item, self.overlay, self.points_item, self.marker):
+            self.vb.addItem(item)
+        # the photo and the boxes do not change on a hover: repaint them from a device-pixel cache
+        self.image_item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.overlay.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+        self.placeholder = QLabel(
+            "<h2>relviz</h2><p>Drop an image, video, folder or checkpoint (.pth, .pt, .safetensors) "
+            "anywhere on this window,<br>or use File → Open… and Model → Open checkpoint….</p>"
+        )
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setObjectName("placeholder")
+        self.placeholder.setStyleSheet("color: #9a9a9a; background: #1e1e1e;")
+        self.stack = QStackedLayout()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.view)
+
+        self.caption = QLabel("")
+        self.caption.setObjectName("canvasCaption")
+        self.follow = QCheckBox("follow mouse")
+        self.follow.setChecked(True)
+        self.follow.setToolTip(
+            "Hovering the image moves the reference point of point maps (encoder, "
+            "non-local, LR-Net); clicking always does."
+        )
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(60)
+        self.opacity.setFixedWidth(110)
+        self.opacity.setToolTip("heatmap opacity")
+        self.opacity.valueChanged.connect(lambda v: self.heat_item.setOpacity(v / 100))
+        self.labels_box = QCheckBox("labels")
+        self.labels_box.setChecked(True)
+        self.labels_box.toggled.connect(self._toggle_labels)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.caption, 1)
+        bar.addWidget(self.labels_box)
+        bar.addWidget(self.follow)
+        bar.addWidget(QLabel("heatmap"))
+        bar.addWidget(self.opacity)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addLayout(self.stack, 1)
+
+        self.vb.scene().sigMouseMoved.connect(self._on_move)
+        self.vb.scene().sigMouseClicked.connect(self._on_click)
+        state.imageChanged.connect(self._on_image)
+        state.traceChanged.connect(self._on_trace)
+        state.selectionChanged.connect(self._on_selection)
+        state.modelChanged.connect(self._on_model)
+        self._size: tuple[int, int] = (0, 0)
+        self.last_heat: np.ndarray | None = None  # the map last drawn (grid resolution), for tests
+        self.last_update_s = 0.0
+
+    # -- state → view --------------------------------------------------------------------------------
+    def _toggle_labels(self, on: bool) -> None:
+        self.overlay.show_labels = on
+        self.overlay.update()
+
+    def _on_image(self) -> None:
+        img = self.state.image
+        if img is None:
+            self.stack.setCurrentIndex(0)
+            self.image_item.clear()
+            return
+        self.stack.setCurrentIndex(1)
+        self.image_item.setImage(img, autoLevels=False, levels=(0, 255))
+        h, w = img.shape[:2]
+        if (w, h) != self._size:
+            self._size = (w, h)
+            self.overlay.set_bounds(w, h)
+            self.vb.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    def _on_model(self) -> None:
+        if self.state.trace is None:
+            self.caption.setText(self._caption(None))
+
+    def _on_trace(self) -> None:
+        trace = self.state.trace
+        boxes, scores, labels = maps.detections(trace)
+        texts = [
+            f"{i}: {maps.label_text(trace, int(lab))} {s:.2f}"
+            for i, (s, lab) in enumerate(zip(scores, labels, strict=False))
+        ]
+        self.overlay.set_boxes(boxes, [label_color(int(lab)) for lab in labels], texts)
+
+    def _on_selection(self, changed: frozenset) -> None:
+        t0 = time.perf_counter()
+        sel = self.state.sel
+        if changed & {"object", "partner", "trace"}:
+            self.overlay.set_selection(sel.object, sel.partner)
+        self._draw_heat()
+        if changed & {"object", "module", "head", "term", "layer", "trace"}:  # not on a mere hover
+            self._draw_arrows()
+        if sel.point is not None:
+            self.marker.setData([sel.point[0]], [sel.point[1]])
+        else:
+            self.marker.clear()
+        self.last_update_s = time.perf_counter() - t0
+
+    def _draw_heat(self) -> None:
+        st, sel, trace = self.state, self.state.sel, self.state.trace
+        src = st.current_source()
+        self.points_item.clear()
+        m = None
+        if trace is not None and src is not None:
+            if src.driver == "object" and sel.object is not None:
+                m = maps.object_map(trace, src, sel.object, sel.layer, sel.term)
+            elif src.driver == "point" and sel.point is not None:
+                m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
+        if m is None:
+            self.heat_item.clear()
+            self.last_heat = None
+            self.caption.setText(self._caption(None))
+            return
+        values = m.head(sel.head, self._time_step(m))
+        self.last_heat = values
+        self.caption.setText(self._caption(m))
+        if m.grid is not None:
+            self._set_grid_heat(values, m.grid)
+        elif m.points is not None:
+            self.heat_item.clear()
+            lo, hi = levels(values)
+            table = lut("inferno")
+            idx = np.clip(((values - lo) / (hi - lo) * 255).astype(int), 0, 255)
+            brushes = [pg.mkBrush(*table[i]) for i in idx]
+            self.points_item.setData(m.points[:, 0], m.points[:, 1], brush=brushes, size=10)
+
+    def _time_step(self, m: maps.Map) -> int:
+        """The key time step of a space-time map that the shown frame falls in."""
+        trace = self.state.trace
+        if m.axis != "frame" or trace is None:
+            return 0
+        start = int(trace.meta.get("input", {}).get("frame", 0) or 0)
+        stride = max(int(trace.meta.get("input", {}).get("stride", 1) or 1), 1)
+        return max(0, (self.state.sel.frame - start) // stride)
+
+    def _set_grid_heat(self, values: np.ndarray, grid: Grid) -> None:
+        w, h = self._size if self._size != (0, 0) else self.state.trace.image_size
+        f = min(1.0, MAX_HEAT_SIDE / max(w, h))
+        sw, sh = max(1, round(w * f)), max(1, round(h * f))
+        small = Grid(grid.height, grid.width, grid.stride, grid.scale_x / f, grid.scale_y / f)
+        up = small.to_image(values, (sw, sh))
+        self.heat_item.setImage(up, autoLevels=False, levels=levels(values), lut=lut("inferno", True))
+        self.heat_item.setRect(QRectF(0, 0, w, h))
+
+    def _caption(self, m: maps.Map | None) -> str:
+        sel = self.state.sel
+        if self.state.trace is None:
+            if self.state.image is None:
+                return ""
+            return (
+                f"{self.state.model.describe()} — Run (Ctrl+R) to see its relations"
+                if self.state.model.name
+                else "no model loaded: choose one in the Model panel, or drop a checkpoint"
+            )
+        if m is None:
+            src = self.state.current_source()
+            if src is None:
+                return "this trace has no attention maps"
+            return f"{src.label}: click {'an object' if src.driver == 'object' else 'a point'}"
+        if m.values.shape[0] == 1 or m.axis != "head":
+            return m.title
+        word = m.head_titles[0].split()[0] if m.head_titles else "head"  # head, part or group
+        head = f"mean of {word}s" if sel.head is None else f"{word} {sel.head}"
+        return f"{m.title} · {head}"
+
+    def _draw_arrows(self) -> None:
+        sel, trace = self.state.sel, self.state.trace
+        if trace is None or sel.module is None or sel.object is None:
+            self.overlay.set_arrows(np.zeros((0, 4)), np.zeros(0))
+            return
+        rel = maps.relations(trace, sel.module, sel.term, sel.head, sel.layer)
+        row = maps.row_of_detection(rel, sel.object) if rel is not None else None
+        if rel is None or row is None:
+            self.overlay.set_arrows(np.zeros((0, 4)), np.zeros(0))
+            return
+        weights = rel.matrix[row]
+        candidates = np.flatnonzero(rel.detection_of_row >= 0)
+        if len(candidates) > 1:  # arrows only between objects that are drawn (not every proposal)
+            masked = np.full_like(weights, -np.inf)
+            masked[candidates] = weights[candidates]
+            top = [t for t in maps.strongest(masked, row, 8) if np.isfinite(masked[t])]
+            top = np.asarray(top, int)
+        else:
+            top = maps.strongest(weights, row, 8)
+        b = rel.boxes
+        centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
+        segments = np.concatenate([centres[top], np.repeat(centres[row][None], len(top), 0)], axis=1)
+        peak = float(np.max(np.abs(weights[top]))) if len(top) else 1.0
+        self.overlay.set_arrows(segments, np.abs(weights[top]) / (peak or 1.0))
+
+    # -- view → state --------------------------------------------------------------------------------
+    def _to_image(self, scene_pos) -> tuple[float, float] | None:
+        if self.state.image is None:
+            return None
+        p = self.vb.mapSceneToView(scene_pos)
+        w, h = self._size
+        if 0 <= p.x() < w and 0 <= p.y() < h:
+            return float(p.x()), float(p.y())
+        return None
+
+    def _on_move(self, scene_pos) -> None:
+        if not self.follow.isChecked():
+            return
+        src = self.state.current_source()
+        if src is None or src.driver != "point":
+            return
+        pt = self._to_image(scene_pos)
+        if pt is not None:
+            self.state.select(point=pt)
+
+    def _on_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        pt = self._to_image(event.scenePos())
+        if pt is None:
+            return
+        mods = event.modifiers()
+        pick = bool(mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier))
+        self.click_at(*pt, pick_object=pick)
+
+    def click_at(self, x: float, y: float, pick_object: bool = False) -> None:
+        """A click at image pixel (x, y).
+
+        With an object map on the canvas, a click inside boxes selects the smallest of them; with a
+        point map (encoder, non-local, LR-Net) the click moves the reference point, even inside a box
+        (paper figures put the points on objects) — Ctrl/Shift+click selects the object instead.
+        """
+        boxes = maps.detections(self.state.trace)[0]
+        inside = np.flatnonzero((boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3]))
+        if len(inside) and (pick_object or not self._point_mode()):
+            areas = (boxes[inside, 2] - boxes[inside, 0]) * (boxes[inside, 3] - boxes[inside, 1])
+            self.state.select(object=int(inside[np.argmin(areas)]), partner=None)
+        else:
+            self.state.select(point=(x, y))
+
+    def _point_mode(self) -> bool:
+        src = self.state.current_source()
+        return src is not None and src.driver == "point"

@@ -1,0 +1,323 @@
+"""The application with a real (tiny, random-weight) DETR: video following, video export, cancel,
+GPU out-of-memory fallback, and the real ``relviz`` command's screenshot mode."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+from relviz.app import controller as ctl
+from relviz.app.settings import Settings
+from relviz.app.window import MainWindow
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 90_000
+SMALL = {
+    "backbone_depth": 18,
+    "hidden_dim": 32,
+    "nheads": 4,
+    "enc_layers": 1,
+    "dec_layers": 2,
+    "dim_feedforward": 32,
+    "num_queries": 6,
+    "num_classes": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_detr(tmp_path_factory):
+    from relviz import zoo
+
+    loaded = zoo.load_model("detr-r50", weights="none", device="cpu", overrides=SMALL, seed=0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_detr.pth"
+    torch.save({"model": loaded.module.state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(Settings(settings=QSettings(str(tmp_path / "relviz.ini"), QSettings.Format.IniFormat)))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.controller.shutdown()
+
+
+def write_video(path, frames=6, size=(64, 48)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 60, np.uint8)
+        frame[10:30, 4 + 6 * i : 24 + 6 * i] = (0, 200, 255)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def load(qtbot, window, ckpt):
+    window.state.threshold = 0.0  # random weights: every query becomes a detection
+    window.state.resize = 64  # a small input keeps the test quick
+    window.state.openRequested.emit([str(ckpt)])
+    qtbot.waitUntil(lambda: window.controller.loaded is not None, timeout=WAIT)
+
+
+def test_video_runs_per_frame_and_the_selection_follows_the_query(qtbot, window, tiny_detr, tmp_path):
+    load(qtbot, window, tiny_detr)
+    window.state.openRequested.emit([str(write_video(tmp_path / "clip.mp4"))])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.state.video_frames == 6, timeout=WAIT)
+    trace0 = window.state.trace
+    assert trace0.meta["input"]["frame"] == 0 and trace0.meta["input"]["kind"] == "video"
+    window.state.select(object=3)
+    query = int(trace0["detections/query"][3])
+    window.timeline_panel.fwd.click()
+    qtbot.waitUntil(lambda: window.state.trace.meta["input"]["frame"] == 1, timeout=WAIT)
+    trace1 = window.state.trace
+    assert int(trace1["detections/query"][window.state.sel.object]) == query
+    assert window.objects_panel.table.rowCount() == len(trace1["detections/boxes"])
+
+
+def test_export_video_with_overlays_writes_every_frame(qtbot, window, tiny_detr, tmp_path):
+    load(qtbot, window, tiny_detr)
+    video = write_video(tmp_path / "clip.mp4", frames=4)
+    window.state.openRequested.emit([str(video)])
+    qtbot.waitUntil(lambda: window.state.trace is not None, timeout=WAIT)
+    out = tmp_path / "out.mp4"
+    window.state.exportRequested.emit("video", {"path": str(out)})
+    qtbot.waitUntil(lambda: out.is_file() and "wrote" in window.state.last_message[0], timeout=WAIT)
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 4 and frames[0].shape == (48, 64, 3)
+    raw = cv2.VideoCapture(str(video)).read()[1]
+    assert np.abs(frames[0].astype(int) - raw.astype(int)).mean() > 5  # boxes and heatmap drawn over it
+    assert not [p for p in os.listdir(tmp_path) if ".part" in p]
+
+
+def test_cancelling_an_export_leaves_no_file(qtbot, window, tiny_detr, tmp_path):
+    load(qtbot, window, tiny_detr)
+    video = write_video(tmp_path / "long.mp4", frames=40)
+    window.state.openRequested.emit([str(video)])
+    qtbot.waitUntil(lambda: window.state.trace is not None, timeout=WAIT)
+    out = tmp_path / "never.mp4"
+    window.state.exportRequested.emit("video", {"path": str(out)})
+    qtbot.waitUntil(lambda: window.state.busy, timeout=WAIT)
+    window.model_panel.cancel.click()
+    qtbot.waitUntil(lambda: "cancelled" in window.state.last_message[0], timeout=WAIT)
+    qtbot.waitUntil(lambda: window.controller.idle(), timeout=WAIT)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if ".part" in p]
+
+
+class _Ctx:
+    def __init__(self):
+        self.notes = []
+
+    def progress(self, *a):
+        pass
+
+    def note(self, text, level="warning"):
+        self.notes.append(text)
+
+
+def test_gpu_out_of_memory_falls_back_to_cpu_with_a_message(monkeypatch, tiny_detr, tmp_path):
+    from relviz import zoo
+
+    loaded = zoo.load_model(weights=str(tiny_detr), device="cpu")
+    loaded.device = torch.device("cuda", 0)  # pretend it sits on a GPU that is full
+    calls = []
+    real_run = zoo.run_model
+
+    def run_model(model, path, options=None):
+        calls.append(str(model.device))
+        if model.device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_run(model, path, options)
+
+    monkeypatch.setattr(zoo, "run_model", run_model)
+    image = tmp_path / "img.png"
+    Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(image)
+    ctx = _Ctx()
+    trace = ctl._run_image(ctx, loaded, str(image), ctl.RunChoice(0.0, 64))
+    assert calls == ["cuda:0", "cpu"]
+    assert loaded.device.type == "cpu" and "fell back to the CPU" in ctx.notes[0]
+    assert len(trace["detections/boxes"]) == 6
+
+
+def test_the_relviz_command_saves_a_screenshot_and_exits_0(tmp_path, tiny_detr):
+    image = tmp_path / "scene.png"
+    scene = np.full((60, 80, 3), 200, np.uint8)
+    scene[10:40, 10:50] = (230, 20, 20)
+    Image.fromarray(scene).save(image)
+    out = tmp_path / "shot.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "relviz", "--screenshot", str(out), str(tiny_detr), str(image)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    shot = Image.open(out)
+    assert shot.size[0] >= 800 and shot.size[1] >= 500
+    # the window shows the image, not only the empty placeholder: its red square is on the canvas
+    px = np.asarray(shot.convert("RGB")).astype(int)
+    red = (px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)
+    assert red.sum() > 5000
+
+
+def test_without_a_display_the_command_says_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "relviz"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "no display" in proc.stderr
+
+
+def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp_path):
+    from relviz.render.lrnet import pixel_kernels
+    from relviz.zoo import load_model, run_model
+
+    image = tmp_path / "img.png"
+    scene = np.full((48, 64, 3), 120, np.uint8)
+    scene[8:30, 10:40] = (200, 30, 30)
+    Image.fromarray(scene).save(image)
+    lr = run_model(load_model("lrnet-26", weights="none", overrides={"preset": "tiny"}), image)
+    nl = run_model(load_model("nonlocal-r50", weights="none", overrides={"preset": "tiny"}), image)
+    lr.save(tmp_path / "lr.npz")
+    nl.save(tmp_path / "nl.npz")
+
+    window.state.openRequested.emit([str(tmp_path / "lr.npz")])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.state.trace.family == "lrnet", timeout=WAIT)
+    src = window.state.current_source()
+    assert src.key == "lrnet" and src.layers[0] == "stem"
+    window.canvas.click_at(30.0, 20.0)
+    window.state.select(layer=1, head=2)
+    pk = pixel_kernels(lr, src.layers[1], 30.0, 20.0)
+    shown = window.canvas.last_heat
+    ci, cj = pk.centre
+    k = pk.weight.shape[-1]
+    r = k // 2
+    for di in range(k):
+        for dj in range(k):
+            ii, jj = ci + di - r, cj + dj - r
+            if 0 <= ii < shown.shape[0] and 0 <= jj < shown.shape[1]:
+                assert shown[ii, jj] == pytest.approx(pk.weight[2, di, dj], rel=1e-6)
+    assert "top classes" in window.objects_panel.summary.text()
+    # the term switch in the Attention panel: ω_A, the appearance term, at the same window
+    qtbot.wait(5)
+    combo = window.attention_panel.term
+    assert [combo.itemData(i) for i in range(combo.count())] == ["weight", "appearance", "geometry"]
+    combo.setCurrentIndex(1)
+    assert window.state.sel.term == "appearance"
+    shown = window.canvas.last_heat
+    appearance = np.nan_to_num(pk.appearance, nan=0.0)
+    assert shown[ci, cj] == pytest.approx(appearance[2, r, r], rel=1e-6)
+    window.docks["Geometry"].raise_()
+    qtbot.waitUntil(lambda: "lrnet" in window.geometry_panel.shown)
+
+    window.state.openRequested.emit([str(tmp_path / "nl.npz")])
+    qtbot.waitUntil(lambda: window.state.trace.family == "nonlocal", timeout=WAIT)
+    window.state.select(layer=-1, point=(50.0, 40.0))
+    block = window.state.current_source().layers[-1]
+    info = nl.meta["nonlocal"]["blocks"][block]
+    from relviz.core.grid import Grid
+
+    cell = Grid.from_json(info["query_grid"]).cell_of_point(50.0, 40.0)
+    np.testing.assert_allclose(window.canvas.last_heat.ravel(), nl.rows(f"nonlocal/{block}/attn", cell), rtol=1e-6)
+
+
+RELATION_TINY = {
+    "backbone": "resnet18", "fpn_channels": 32, "min_size": 96, "max_size": 128, "proposals": 12,
+    "rpn_pre_nms_top_n_test": 50, "representation": 32, "key_dim": 32, "heads": 4, "geo_dim": 16,
+    "first_n": 6, "nms_rank_dim": 16, "nms_key_dim": 16, "nms_embed": 8, "num_classes": 3,
+    "score_thresh": 0.0, "norm": "batch",
+}  # fmt: skip
+
+
+def _run_family(name, config, image):
+    from relviz import zoo
+
+    fam = zoo.get_family(name)
+    cfg = {**fam.default_config(), **config}
+    torch.manual_seed(0)
+    loaded = zoo.LoadedModel(fam, "tiny", fam.build(cfg).eval(), cfg, torch.device("cpu"), torch.float32)
+    source = {"path": "memory", "kind": "image", "frame": 0, "size": [image.shape[1], image.shape[0]]}
+    with torch.inference_mode():
+        return fam.run(loaded, [image], source, zoo.RunOptions(threshold=0.0))
+
+
+def test_real_relation_and_region_traces_drive_the_panels(qtbot, window, tmp_path):
+    from relviz.render.relation import omega_g
+
+    image = np.full((96, 128, 3), 190, np.uint8)
+    image[10:50, 15:60] = (220, 40, 40)
+    image[55:90, 70:120] = (40, 40, 220)
+    rel = _run_family("relation", RELATION_TINY, image)
+    rel.save(tmp_path / "rel.npz")
+    window.state.openRequested.emit([str(tmp_path / "rel.npz")])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.state.trace.family == "relation", timeout=WAIT)
+    assert window.state.sel.module == "fc1"
+    det = 3
+    window.state.select(object=det, head=None, term="weight")
+    row = int(rel["detections/proposal"][det])
+    panel = window.relations_panel
+    assert panel.row_box.rect().y() == row
+    np.testing.assert_allclose(panel.rel.matrix, rel["relation/fc1/weight"].mean(axis=0), rtol=1e-6)
+    box = rel["relation/fc1/boxes"][row]
+    centre = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
+    arrows = window.canvas.overlay.arrows
+    assert len(arrows) and np.allclose(arrows[:, 2:], centre)
+    # the geometry landscape is ω_G from W_G at boxes of the object's size
+    window.state.select(term="geometry", head=1)
+    land = window.geometry_panel.landscape
+    assert land is not None
+    w, h = rel.image_size
+    cols, rows = land.shape[1], land.shape[0]
+    cx, cy = (0 + 0.5) * w / cols, (0 + 0.5) * h / rows
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    expected = omega_g(rel, "fc1", box, np.array([[cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]]))[1, 0]
+    assert land[0, 0] == pytest.approx(expected, rel=1e-5)
+
+    region_cfg = {"backbone": "resnet18", "fpn_channels": 32, "min_size": 96, "max_size": 128, "proposals": 8,
+                  "rpn_pre_nms_top_n_test": 50, "representation": 32, "num_classes": 3, "score_thresh": 0.0,
+                  "samples": 4, "parts": 2, "region_geo_dim": 16, "norm": "batch"}  # fmt: skip
+    reg = _run_family("regionfeat", region_cfg, image)
+    reg.save(tmp_path / "region.npz")
+    window.state.openRequested.emit([str(tmp_path / "region.npz")])
+    qtbot.waitUntil(lambda: window.state.trace.family == "regionfeat", timeout=WAIT)
+    window.state.select(object=1, head=None, term="weight")
+    r = int(reg["detections/region_row"][1])
+    qtbot.wait(5)
+    np.testing.assert_array_equal(window.attention_panel.map.values, reg["region/weight"][r])
+    np.testing.assert_allclose(window.canvas.last_heat, reg["region/weight"][r].mean(axis=0), rtol=1e-6)
+    assert "region" in window.geometry_panel.shown
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (CI installs it: .ci/run)")
+def test_the_real_window_under_xvfb(tmp_path, tiny_detr):
+    image = tmp_path / "scene.png"
+    scene = np.full((60, 80, 3), 200, np.uint8)
+    scene[10:40, 10:50] = (230, 20, 20)
+    Image.fromarray(scene).save(image)
+    out = tmp_path / "xvfb.png"
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env["HOME"] = str(tmp_path)
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "env", "QT_QPA_PLATFORM=xcb", sys.executable, "-m",
+           "relviz", "--screenshot", str(out), str(tiny_detr), str(image)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    px = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert ((px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)).sum() > 5000
