@@ -26,6 +26,9 @@ from relviz.core.readers import InputKind, classify, folder_items
 from relviz.core.trace import Trace
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+#: the bundled models the app starts on, best first: the relation detector shows boxes and relations
+#: on the bundled scenes (see the model cards in weights/ for each one's accuracy)
+PREFERRED_DEMO_MODELS = ("demo-relation", "demo-regionfeat", "demo-detr")
 
 
 # -- functions run in workers (no Qt) ----------------------------------------------------------------
@@ -433,20 +436,24 @@ class Controller(QObject):
                 "device": dev,
                 "precision": saved.get("precision") or "fp32",
             }
-        for entry in entries.values():
-            if entry["has_weights"]:
-                return {"name": entry["name"], "weights": "bundled", "device": dev, "precision": "fp32"}
+        bundled = [name for name, entry in entries.items() if entry["has_weights"]]
+        for name in (*PREFERRED_DEMO_MODELS, *bundled):
+            if name in bundled:
+                return {"name": name, "weights": "bundled", "device": dev, "precision": "fp32"}
         return None
 
     @staticmethod
     def _demo_scene() -> Path | None:
+        """The bundled detection scene the app opens on (the demo detectors' kind of input)."""
         if not RESOURCES.is_dir():
             return None
+        images = []
         for path in sorted(RESOURCES.rglob("*")):
             with contextlib.suppress(RelvizError):
                 if path.is_file() and classify(path) == InputKind.IMAGE:
-                    return path
-        return None
+                    images.append(path)
+        scenes = [p for p in images if p.name.startswith("scene-")]
+        return (scenes or images or [None])[0]
 
     # -- opening -------------------------------------------------------------------------------------
     def open_paths(self, paths: list[str]) -> None:

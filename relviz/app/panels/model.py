@@ -149,6 +149,13 @@ class ModelPanel(QWidget):
             self._checkpoint = info.weights
             self._on_zoo()
             self.weights.setCurrentIndex(self.weights.count() - 1)
+        elif info.weights in (BUNDLED, RANDOM) and self.zoo.findData(info.name) >= 0:
+            # the pickers show what is loaded, also when the app chose it at start-up
+            self.zoo.blockSignals(True)
+            self.zoo.setCurrentIndex(self.zoo.findData(info.name))
+            self.zoo.blockSignals(False)
+            self._on_zoo()
+            self.weights.setCurrentIndex(max(self.weights.findData(info.weights), 0))
         self.status.setText(
             f"<b>{info.describe()}</b>"
             if info.name
