@@ -74,8 +74,8 @@ def test_classifier_on_fresh_items_scores_about_its_card(name):
     _, card = _bundled(name)
     loaded = load_model(name, device="cpu")
     samples = {
-        "demo-lrnet": ["patch-0.png", "patch-1.png"],
-        "demo-nonlocal": ["pair-0.png", "pair-1.png"],
+        "demo-lrnet": ["tiles/patch-0.png", "tiles/patch-1.png"],
+        "demo-nonlocal": ["tiles/pair-0.png", "tiles/pair-1.png"],
         "demo-nonlocal-clip": ["clip-0.mp4"],
     }[name]
     info = json.loads((RESOURCES / "samples.json").read_text())["files"]

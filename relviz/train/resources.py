@@ -24,6 +24,8 @@ CLIP_UPSCALE = 4
 
 def write_resources(out: Path = RESOURCES) -> dict:
     out.mkdir(parents=True, exist_ok=True)
+    # small classifier inputs in a subfolder, so the scenes come first in a sorted listing (the app opens the first)
+    (out / "tiles").mkdir(exist_ok=True)
     info: dict = {"generator_seed": SAMPLE_SEED, "files": {}}
     for i in SCENE_INDICES:
         scene = scenes.make_scene(SAMPLE_SEED, i)
@@ -46,7 +48,7 @@ def write_resources(out: Path = RESOURCES) -> dict:
         }
     for i in range(2):
         img, label = patches.make_patch(SAMPLE_SEED, i)
-        name = f"patch-{i}.png"
+        name = f"tiles/patch-{i}.png"
         Image.fromarray(img).save(out / name)
         info["files"][name] = {
             "generator": "relviz.train.patches.make_patch",
@@ -56,7 +58,7 @@ def write_resources(out: Path = RESOURCES) -> dict:
         }
     for i in range(2):
         img, label = longrange.make_pair_image(SAMPLE_SEED, i)
-        name = f"pair-{i}.png"
+        name = f"tiles/pair-{i}.png"
         Image.fromarray(img).save(out / name)
         info["files"][name] = {
             "generator": "relviz.train.longrange.make_pair_image",

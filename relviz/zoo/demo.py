@@ -20,20 +20,22 @@ from relviz.train.recipes import (
 from relviz.train.scenes import CLASSES
 from relviz.zoo import ModelEntry, families, register_model
 
+# demo-relation first: the application opens the first model with bundled weights, and it is the
+# strongest demo detector (see the model cards)
 _ENTRIES = [
-    ModelEntry(
-        "demo-detr",
-        "detr",
-        "demo DETR (ResNet-18, 2+2 layers, 128 px) trained on relviz's shapes scenes",
-        {**DEMO_DETR, "resize": DEMO_DETR_RESIZE, "labels": list(CLASSES)},
-        weights="demo-detr.safetensors",
-    ),
     ModelEntry(
         "demo-relation",
         "relation",
         "demo Relation Networks detector (R18-FPN, 2fc+RM, 128 px) on shapes scenes",
         {**DEMO_RELATION, "labels": LABELS},
         weights="demo-relation.safetensors",
+    ),
+    ModelEntry(
+        "demo-detr",
+        "detr",
+        "demo DETR (ResNet-18, 2+2 layers, 128 px) trained on relviz's shapes scenes",
+        {**DEMO_DETR, "resize": DEMO_DETR_RESIZE, "labels": list(CLASSES)},
+        weights="demo-detr.safetensors",
     ),
     ModelEntry(
         "demo-regionfeat",
