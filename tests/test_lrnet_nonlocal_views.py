@@ -17,7 +17,7 @@ from relviz.render.lrnet import pixel_kernels
 from relviz.render.views import ViewOptions, render_view, views
 from relviz.zoo import RunOptions, load_model, run_model
 
-nl_render = importlib.import_module("relviz.render.nonlocal")
+nl_render = importlib.import_module("relviz.render.non_local")
 
 
 @pytest.fixture(scope="module")

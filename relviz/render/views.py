@@ -63,7 +63,7 @@ class View:
 
 _VIEWS: dict[str, View] = {}
 # modules whose import registers views; one per family
-_VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr", "relviz.render.lrnet", "relviz.render.nonlocal",
+_VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr", "relviz.render.lrnet", "relviz.render.non_local",
                  "relviz.render.relation")
 
 

@@ -1,7 +1,5 @@
 """Non-local networks in the zoo: ``nonlocal-r50`` (images) and ``nonlocal-c2d-r50`` (clips).
 
-(The module's name is a Python keyword, so it is imported with ``importlib``.)
-
 Trace (public contract):
 - ``classification/logits`` (C,);
 - per non-local block (named after the residual block it follows, e.g. ``res4.4``):

@@ -1,7 +1,5 @@
 """Non-local figures: the attention from a reference point (and frame) over the image or over every frame
 of a clip, with the strongest links drawn as arrows across frames (Wang et al. 2018, Fig. 3).
-
-(The module's name is a Python keyword; the view registry imports it with ``importlib``.)
 """
 
 from __future__ import annotations
