@@ -291,8 +291,11 @@ def run_model(model: LoadedModel, input_path: str | Path, options: RunOptions | 
 
 
 # Family registrations: importing a family module registers it.
-from relviz.zoo import demo as _demo  # noqa: E402,F401
 from relviz.zoo import detr as _detr  # noqa: E402,F401
 from relviz.zoo import lrnet as _lrnet  # noqa: E402,F401
 from relviz.zoo import non_local as _non_local  # noqa: E402,F401
 from relviz.zoo import relation as _relation  # noqa: E402,F401
+
+# isort: split
+# the demo entries name the families above, so they register last
+from relviz.zoo import demo as _demo  # noqa: E402,F401
