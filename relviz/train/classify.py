@@ -41,7 +41,8 @@ CLASS_NAMES = {
 
 def to_tensor(items: np.ndarray, input_size: int) -> torch.Tensor:
     """uint8 images (N,H,W,3) → (N,3,h,w), or clips (N,T,H,W,3) → (N,3,T,h,w), as the families preprocess."""
-    from relviz.zoo.lrnet import normalise, resize_shorter
+    from relviz.zoo.inputs import normalise
+    from relviz.zoo.lrnet import resize_shorter
 
     if items.ndim == 5:
         return torch.stack([torch.stack([normalise(resize_shorter(f, input_size)) for f in clip], 1) for clip in items])

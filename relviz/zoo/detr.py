@@ -24,9 +24,8 @@ from relviz.core.trace import Trace
 from relviz.models.coco import COCO_CLASSES
 from relviz.models.detr import DETR, RESNET_BLOCKS, DETRConfig, postprocess
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SHORTER, DEFAULT_LONGER = 800, 1333
 _SIGNATURE = (
     "query_embed.weight",
@@ -60,10 +59,7 @@ def preprocess(image: np.ndarray, shorter: int = DEFAULT_SHORTER) -> torch.Tenso
         w, h = resized_size(width, height, shorter, longer)
         if (w, h) != (width, height):
             pil = pil.resize((w, h), Image.BILINEAR)
-    x = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
+    return normalise(np.asarray(pil))
 
 
 def _count_layers(state: dict[str, torch.Tensor], prefix: str) -> int:

@@ -6,11 +6,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from relviz.core.errors import BadInputError
 from relviz.core.images import read_image
 from relviz.core.readers import InputKind, classify
 from relviz.core.video import VideoReader
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalise(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB → (3, H, W) float with ImageNet mean and std, as every family's backbone expects."""
+    x = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
 
 
 def read_inputs(path: str | Path, input_kind: str, options) -> tuple[list[np.ndarray], dict[str, Any]]:

@@ -29,9 +29,8 @@ from relviz.core.grid import Grid
 from relviz.core.trace import Trace
 from relviz.models.lrnet import LRNet, resolve_config
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 #: traces of inputs up to this many model-input pixels keep every layer's full /appearance and /weight
 FULL_CAPTURE_PIXELS = 160 * 160
 
@@ -56,14 +55,6 @@ def resize_shorter(image: np.ndarray, shorter: int | None) -> np.ndarray:
     size = (max(1, round(w * s)), max(1, round(h * s)))
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interp)
-
-
-def normalise(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB → (3, H, W) float, ImageNet mean and std."""
-    x = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
 
 
 def labels_for(config: dict[str, Any]) -> list[str]:

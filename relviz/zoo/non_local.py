@@ -27,15 +27,13 @@ from relviz.core.grid import Grid
 from relviz.core.trace import FactoredAttention, Trace
 from relviz.models.nonlocal_net import NonLocalResNet, resolve_config
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise
 from relviz.zoo.lrnet import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     _looks_like,
     _name,
     config_from_args,
     count_blocks,
     labels_for,
-    normalise,
     resize_shorter,
 )
 

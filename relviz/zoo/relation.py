@@ -44,9 +44,8 @@ from relviz.models.rcnn import (
 )
 from relviz.models.relation import GEOMETRY_CLAMP, OFFSET_CLAMP, POSITION_SCALE, WAVELENGTH
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _RELATION_KEY = "roi_heads.box_head.relations.0.geometry_fc.weight"
 _DR_KEY = "roi_heads.duplicate_removal.logit.weight"
 _REGION_KEY = "roi_heads.box_roi_pool.geometry_fc.weight"
