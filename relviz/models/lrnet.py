@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from relviz.core.capture import active_recorder
+from relviz.models.presets import resolve_preset
 
 COMPOSABILITY = ("squared", "abs", "mul")
 
@@ -90,17 +91,7 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     ``preset`` is ``lrnet-50``, ``lrnet-26`` or ``tiny``; keys such as ``blocks``, ``widths``, ``outs``,
     ``stem_width``, ``m``, ``kernel_size``, ``num_classes`` and ``input_size`` override it.
     """
-    preset = config.get("preset")
-    base = dict(DEFAULT_CONFIG)
-    if preset:
-        if preset not in PRESETS:
-            from relviz.core.errors import BadInputError
-
-            raise BadInputError(f"unknown LR-Net preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-        base.update(PRESETS[preset])
-    base.update({k: v for k, v in config.items() if k != "preset" and v is not None})
-    base["preset"] = preset
-    return base
+    return resolve_preset(config, DEFAULT_CONFIG, PRESETS, "LR-Net")
 
 
 class LocalRelation2d(nn.Module):

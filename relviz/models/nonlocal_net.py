@@ -27,6 +27,7 @@ from torch import nn
 from relviz.core.capture import active_recorder
 from relviz.core.errors import BadInputError
 from relviz.models.nonlocal_block import NonLocalBlock, canonical_instantiation
+from relviz.models.presets import resolve_preset
 
 PLACEMENTS = {
     "1": ["res4.4"],
@@ -64,14 +65,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     """Paper defaults (ResNet-50, five embedded-Gaussian blocks), then ``preset``, then every given key."""
-    preset = config.get("preset")
-    base = dict(DEFAULT_CONFIG)
-    if preset:
-        if preset not in PRESETS:
-            raise BadInputError(f"unknown non-local preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-        base.update(PRESETS[preset])
-    base.update({k: v for k, v in config.items() if k != "preset" and v is not None})
-    base["preset"] = preset
+    base = resolve_preset(config, DEFAULT_CONFIG, PRESETS, "non-local")
     base["instantiation"] = canonical_instantiation(base["instantiation"])
     for key in ("scale", "subsample", "clip", "temporal_pool"):
         base[key] = _as_bool(base[key], key)
