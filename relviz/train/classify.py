@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from relviz.train import longrange, patches
-from relviz.train.common import WEIGHTS_DIR, Budget, Progress, log, run_dir, save_state
+from relviz.train.common import WEIGHTS_DIR, Budget, Every, Progress, log, run_dir, save_state
 
 #: generator(seed, start, n) → (uint8 images (N,H,W,3) or clips (N,T,H,W,3), int64 labels)
 GENERATORS: dict[str, Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]] = {
@@ -107,7 +106,7 @@ def train_classifier(
     budget = Budget(args.steps, args.minutes, warmup=100, elapsed=elapsed)
     progress = Progress(args.name)
     size = int(config["input_size"])
-    last_save = last_export = time.monotonic()
+    saving, exporting = Every(300), Every(args.export_every * 60)
     seed = TRAIN_SEED + {"patches": 1, "pairs": 2, "clips": 3}[task]
 
     def export(final: bool) -> dict[str, Any]:
@@ -181,7 +180,7 @@ def train_classifier(
             losses[k] = float(loss.detach())
         step += 1
         progress.update(step, budget, **losses)
-        if time.monotonic() - last_save > 300:
+        if saving.due():
             save_state(
                 state_path,
                 step=step,
@@ -189,8 +188,6 @@ def train_classifier(
                 **{k: m.state_dict() for k, m in models.items()},
                 **{f"opt_{k}": o.state_dict() for k, o in opts.items()},
             )
-            last_save = time.monotonic()
-        if args.export_every and time.monotonic() - last_export > args.export_every * 60:
+        if exporting.due():
             export(final=False)
-            last_export = time.monotonic()
     return export(final=True)

@@ -118,6 +118,23 @@ class Progress:
             self.sums, self.count, self.last = {}, 0, time.monotonic()
 
 
+class Every:
+    """Wall-clock timer for periodic work in a training loop: :meth:`due` is true once per period.
+
+    A period of 0 (or None) never comes due.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds or 0.0
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        if self.seconds and time.monotonic() - self.last > self.seconds:
+            self.last = time.monotonic()
+            return True
+        return False
+
+
 def save_state(path: Path, **state: Any) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)

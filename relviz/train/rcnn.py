@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from relviz.train import scenes
-from relviz.train.common import WEIGHTS_DIR, Budget, Progress, log, run_dir, save_state
+from relviz.train.common import WEIGHTS_DIR, Budget, Every, Progress, log, run_dir, save_state
 
 LABELS = ["background", *scenes.CLASSES]
 _COMMON = {
@@ -117,7 +116,7 @@ def train_rcnn(
         log(f"resumed {args.name} at step {step}")
     budget = Budget(args.steps, args.minutes, warmup=200, elapsed=elapsed)
     progress = Progress(args.name)
-    last_save = last_export = time.monotonic()
+    saving, exporting = Every(300), Every(args.export_every * 60)
     card_config = {**config, "labels": LABELS}
 
     def export(final: bool) -> dict[str, Any]:
@@ -201,7 +200,7 @@ def train_rcnn(
             losses[k] = float(loss.detach())
         step += 1
         progress.update(step, budget, **losses)
-        if time.monotonic() - last_save > 300:
+        if saving.due():
             save_state(
                 state_path,
                 step=step,
@@ -209,12 +208,10 @@ def train_rcnn(
                 **{k: m.state_dict() for k, m in models.items()},
                 **{f"opt_{k}": o.state_dict() for k, o in opts.items()},
             )
-            last_save = time.monotonic()
-        if args.export_every and time.monotonic() - last_export > args.export_every * 60:
+        if exporting.due():
             export(final=False)
             for m in models.values():
                 m.train()
-            last_export = time.monotonic()
     return export(final=True)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from relviz.train import scenes
 from relviz.train.common import (
     WEIGHTS_DIR,
     Budget,
+    Every,
     Progress,
     freeze,
     freeze_batchnorm,
@@ -223,7 +223,7 @@ def train_detr(args: argparse.Namespace) -> dict[str, Any]:
         log(f"resumed {args.name} at step {step} ({elapsed / 60:.1f} min)")
     budget = Budget(args.steps, args.minutes, warmup=200, elapsed=elapsed)
     progress = Progress(args.name)
-    last_save = last_export = time.monotonic()
+    saving, exporting = Every(300), Every(args.export_every * 60)
     config = {**DEMO_DETR, "resize": DEMO_DETR_RESIZE, "labels": list(scenes.CLASSES)}
 
     def export(final: bool) -> dict[str, Any]:
@@ -285,14 +285,12 @@ def train_detr(args: argparse.Namespace) -> dict[str, Any]:
         opt.step()
         step += 1
         progress.update(step, budget, loss=float(loss.detach()), **parts)
-        if time.monotonic() - last_save > 300 or budget.done(step):
+        if saving.due() or budget.done(step):
             save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed=budget.elapsed)
-            last_save = time.monotonic()
-        if args.export_every and time.monotonic() - last_export > args.export_every * 60:
+        if exporting.due():
             model.eval()
             export(final=False)
             model.train()
-            last_export = time.monotonic()
     model.eval()
     return export(final=True)
 
