@@ -195,3 +195,67 @@ def test_compacting_a_compact_state_again_changes_nothing(monkeypatch):
     x = torch.randn(2, 3, 9, 9)
     with torch.no_grad():
         assert torch.allclose(other(x), again_net(x), rtol=1e-3, atol=1e-3)
+
+
+def test_weighted_classifier_loss_is_the_weighted_cross_entropy_of_the_sampled_rois():
+    import torch.nn.functional as F
+
+    from relviz.models.rcnn import build_relation_rcnn
+    from relviz.train.rcnn import DEMO_RELATION, _class_weight, rcnn_batch
+
+    torch.manual_seed(0)
+    model = build_relation_rcnn({**DEMO_RELATION, "fpn_channels": 16, "representation": 32, "key_dim": 32})
+    model.train()
+    seen = {}
+    heads = model.roi_heads
+    select, predict = heads.select_training_samples, heads.box_predictor.forward
+
+    def record_select(proposals, targets):
+        out = select(proposals, targets)
+        seen["labels"] = torch.cat(out[2])
+        return out
+
+    def record_predict(x):
+        out = predict(x)
+        seen["logits"] = out[0]
+        return out
+
+    heads.select_training_samples = record_select
+    heads.box_predictor.forward = record_predict
+    images, targets = rcnn_batch(7, 0, 2)
+    weight = _class_weight(3.0)
+    assert weight.tolist() == [1.0, 1.0, 1.0, 1.0, 3.0]
+    heads.class_weight = weight
+    loss = model(images, targets)["loss_classifier"]
+    expected = F.cross_entropy(seen["logits"], seen["labels"], weight=weight)
+    unweighted = F.cross_entropy(seen["logits"], seen["labels"])
+    assert torch.allclose(loss, expected)
+    # the scenes hold odd objects, so the weighting changes the number
+    assert (seen["labels"] == 4).any() and not torch.allclose(loss, unweighted)
+
+
+def test_baseline_record_is_merged_into_the_bundled_card(tmp_path, monkeypatch):
+    import relviz.zoo
+    from relviz.train import cards
+
+    monkeypatch.setenv("RELVIZ_TRAIN_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(relviz.zoo, "WEIGHTS_DIR", tmp_path)
+    card = {
+        "name": "demo-relation",
+        "metrics": {"AP50": 0.8, "AP50_odd": 0.5},
+        "targets": {"AP50": 0.9},
+        "recipe": {},
+    }
+    (tmp_path / "demo-relation.json").write_text(json.dumps(card))
+    with pytest.raises(FileNotFoundError):
+        cards.attach_baseline("demo-relation")
+    run = tmp_path / "runs" / "demo-relation"
+    run.mkdir(parents=True, exist_ok=True)
+    record = {"metrics": {"AP50": 0.7, "AP50_odd": 0.2}, "steps": 10, "protocol": "relation-free head"}
+    (run / "baseline.json").write_text(json.dumps(record))
+    merged = cards.attach_baseline("demo-relation")
+    on_disk = json.loads((tmp_path / "demo-relation.json").read_text())
+    assert on_disk == merged
+    assert merged["metrics"]["baseline_AP50_odd"] == 0.2 and merged["metrics"]["AP50"] == 0.8
+    assert merged["recipe"]["baseline"] == {"steps": 10, "protocol": "relation-free head"}
+    assert merged["targets_met"] == {"AP50": False, "odd_above_baseline": True}

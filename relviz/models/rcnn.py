@@ -221,6 +221,8 @@ class RelationRoIHeads(RoIHeads):
         self.first_n = first_n
         self.nms_score = nms_score
         self.nms_record_classes = nms_record_classes
+        #: per-class weights of the classifier's cross entropy in training (None: unweighted, as torchvision)
+        self.class_weight: torch.Tensor | None = None
 
     def _box_features(self, features, proposals, image_shapes):
         x = self.box_roi_pool(features, proposals, image_shapes)
@@ -235,6 +237,8 @@ class RelationRoIHeads(RoIHeads):
         class_logits, box_regression = self.box_predictor(box_features)
         if self.training:
             loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+            if self.class_weight is not None:
+                loss_classifier = F.cross_entropy(class_logits, torch.cat(labels), weight=self.class_weight)
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
             if self.duplicate_removal is not None:
                 losses["loss_duplicate"] = self.duplicate_loss(

@@ -41,11 +41,26 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="also train the relation-free baseline on the same batches (demo-relation)",
     )
-    parser.add_argument("--init-backbone", default="", help="start the ResNet body from this detector's file")
+    parser.add_argument(
+        "--init-backbone",
+        default=r.defaults.get("init_backbone", ""),
+        help="start the ResNet body from this detector's file ('' for from scratch)",
+    )
+    parser.add_argument(
+        "--odd-weight",
+        type=float,
+        default=3.0,
+        help="two-stage detectors: weight of the 'odd' class in the classifier's cross entropy",
+    )
+    parser.add_argument(
+        "--init-from",
+        default="",
+        help="two-stage detectors: continue training from this file of the same model (all tensors)",
+    )
     parser.add_argument(
         "--backbone-lr-mult",
         type=float,
-        default=0.1,
+        default=r.defaults.get("backbone_lr_mult", 0.1),
         help="backbone learning rate relative to --lr (0: frozen), with --init-backbone",
     )
     parser.add_argument(

@@ -113,16 +113,8 @@ def compact_bundled(name: str, eval_n: int | None = None) -> dict[str, Any]:
     seed, n = card["data"]["eval_seed"], eval_n or card["data"]["eval_n"]
     with torch.inference_mode():
         metric, value, metrics = evaluate_loaded(name, loaded, seed, n)
-    before = {k: v for k, v in card["metrics"].items() if not k.startswith("baseline")}
-    from relviz.train.common import run_dir
-
-    baseline = run_dir(name) / "baseline.json"
-    if baseline.is_file():  # demo-relation: the relation-free head on the same body
-        record = json.loads(baseline.read_text())
-        card["metrics"].update({f"baseline_{k}": v for k, v in record["metrics"].items()})
-        card["metrics"]["baseline"] = record["protocol"]
-        card["recipe"]["baseline"] = {k: v for k, v in record.items() if k != "metrics"}
-        card["targets"]["odd_above_baseline"] = "AP50_odd > baseline_AP50_odd"
+    before = {k: v for k, v in card["metrics"].items() if not k.startswith("baseline") and k != "before_compaction"}
+    _merge_baseline(card, name)
     card["metrics"].update(metrics)
     card["metrics"]["before_compaction"] = before
     card["targets_met"] = targets_met(card["metrics"], card["targets"])
@@ -131,5 +123,34 @@ def compact_bundled(name: str, eval_n: int | None = None) -> dict[str, Any]:
         "batch-norm compensation; other tensors float16 (relviz.train.recipes.compact_state)"
     )
     card["written"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    card_path.write_text(json.dumps(card, indent=1, default=_plain) + "\n")
+    return card
+
+
+def _merge_baseline(card: dict[str, Any], name: str) -> bool:
+    """Copy the relation-free baseline recorded in the recipe's run directory (``baseline.json``, written
+    by :func:`relviz.train.rcnn.train_baseline_head`) into ``card``; False where there is none."""
+    from relviz.train.common import run_dir
+
+    baseline = run_dir(name) / "baseline.json"
+    if not baseline.is_file():
+        return False
+    record = json.loads(baseline.read_text())
+    card["metrics"].update({f"baseline_{k}": v for k, v in record["metrics"].items()})
+    card["metrics"]["baseline"] = record["protocol"]
+    card["recipe"]["baseline"] = {k: v for k, v in record.items() if k != "metrics"}
+    card["targets"]["odd_above_baseline"] = "AP50_odd > baseline_AP50_odd"
+    card["targets_met"] = targets_met(card["metrics"], card["targets"])
+    return True
+
+
+def attach_baseline(name: str) -> dict[str, Any]:
+    """Write the recorded baseline into the bundled card of ``name`` (weights untouched)."""
+    from relviz.zoo import get_model
+
+    card_path = get_model(name).weights_path.with_suffix(".json")
+    card = read_card(card_path)
+    if not _merge_baseline(card, name):
+        raise FileNotFoundError(f"no baseline recorded for {name}")
     card_path.write_text(json.dumps(card, indent=1, default=_plain) + "\n")
     return card
