@@ -259,3 +259,49 @@ def test_baseline_record_is_merged_into_the_bundled_card(tmp_path, monkeypatch):
     assert merged["metrics"]["baseline_AP50_odd"] == 0.2 and merged["metrics"]["AP50"] == 0.8
     assert merged["recipe"]["baseline"] == {"steps": 10, "protocol": "relation-free head"}
     assert merged["targets_met"] == {"AP50": False, "odd_above_baseline": True}
+
+
+def test_grouping_loss_targets_the_other_objects_of_the_same_group():
+    from relviz.models.rcnn import RelationRoIHeads
+
+    torch.manual_seed(0)
+    n = 7
+    weight = torch.softmax(torch.randn(2, n, n), -1)
+    # RoIs 0-5 lie on objects 0, 0, 1, 2, 3, 1; RoI 6 is background (label 0, matched index clamped to 0)
+    matched = torch.tensor([0, 0, 1, 2, 3, 1, 0])
+    labels = torch.tensor([1, 1, 2, 3, 1, 2, 0])
+    groups = torch.tensor([5, 5, 6, 9])  # objects 0 and 1 share a colour; 2 and 3 are alone in theirs
+    loss = RelationRoIHeads.grouping_loss([weight], [matched], [labels], [{"groups": groups}])
+    expected = []
+    for row in range(n):
+        if labels[row] == 0:
+            continue
+        others = [
+            col
+            for col in range(n)
+            if labels[col] > 0 and groups[matched[col]] == groups[matched[row]] and matched[col] != matched[row]
+        ]
+        if others:
+            expected.append(-sum(torch.log(weight[0, row, col]) for col in others) / len(others))
+    assert len(expected) == 4  # the RoIs on objects 0 and 1; objects 2, 3 and the background have no target
+    assert torch.allclose(loss, torch.stack(expected).mean())
+
+
+def test_restarted_relation_modules_are_the_identity():
+    import torch.nn.functional as F
+
+    from relviz.models.rcnn import build_relation_rcnn
+    from relviz.train.rcnn import DEMO_RELATION, restart_relations
+
+    torch.manual_seed(0)
+    model = build_relation_rcnn({**DEMO_RELATION, "fpn_channels": 16, "representation": 32, "key_dim": 32})
+    head = model.roi_heads.box_head
+    assert restart_relations(model) == 2
+    x = torch.randn(5, 16, 7, 7) * 30
+    boxes = torch.rand(5, 4) * 50
+    boxes[:, 2:] += boxes[:, :2] + 5
+    expected = F.relu(head.fc7(F.relu(head.fc6(x.flatten(1)))))
+    assert torch.allclose(head(x, [boxes]), expected, atol=1e-5)
+    # no row of ω saturates at the start, even on features with norms in the hundreds
+    weight, omega_g, _ = head.relations[0].terms(head.fc6(x.flatten(1))[None] * 10, boxes[None])
+    assert (omega_g > 0.5).all() and weight.max() < 0.9

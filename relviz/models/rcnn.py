@@ -178,6 +178,9 @@ class RelationBoxHead(nn.Module):
         self.fc6 = nn.Linear(in_features, representation)
         self.fc7 = nn.Linear(representation, representation)
         self.geo_dim = geo_dim
+        #: in training, keep each image's ω of the first relation module (H, N, N) in ``kept_weights``
+        self.keep_weights = False
+        self.kept_weights: list[torch.Tensor] = []
         self.relations = nn.ModuleList(
             RelationModule(representation, key_dim, representation, heads, geo_dim, name=f"relation/fc{i + 1}")
             for i in range(relation_modules)
@@ -187,13 +190,14 @@ class RelationBoxHead(nn.Module):
         x = x.flatten(start_dim=1)
         sizes = [len(p) for p in proposals]
         outs = []
+        self.kept_weights = []
         for feats, boxes in zip(x.split(sizes), proposals, strict=True):
             boxes = boxes.to(feats.dtype)[None]
             # the geometry embedding is shared by both modules, as in the official code
             emb = geometry_embedding(relative_geometry(boxes), self.geo_dim) if len(self.relations) else None
             h = self.fc6(feats)[None]
             if len(self.relations) > 0:
-                h = self.relations[0](h, boxes, emb)
+                h = self.relations[0](h, boxes, emb, keep=self.kept_weights if self.keep_weights else None)
             h = self.fc7(F.relu(h))
             if len(self.relations) > 1:
                 h = self.relations[1](h, boxes, emb)
@@ -223,6 +227,8 @@ class RelationRoIHeads(RoIHeads):
         self.nms_record_classes = nms_record_classes
         #: per-class weights of the classifier's cross entropy in training (None: unweighted, as torchvision)
         self.class_weight: torch.Tensor | None = None
+        #: weight of :meth:`grouping_loss` in training (0: off); targets then carry a ``groups`` id per object
+        self.grouping_weight = 0.0
 
     def _box_features(self, features, proposals, image_shapes):
         x = self.box_roi_pool(features, proposals, image_shapes)
@@ -231,8 +237,11 @@ class RelationRoIHeads(RoIHeads):
         return self.box_head(x)
 
     def forward(self, features, proposals, image_shapes, targets=None):  # noqa: D401
+        grouping = self.training and self.grouping_weight > 0 and len(getattr(self.box_head, "relations", ())) > 0
         if self.training:
-            proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
+            proposals, matched, labels, regression_targets = self.select_training_samples(proposals, targets)
+        if grouping:
+            self.box_head.keep_weights = True
         box_features = self._box_features(features, proposals, image_shapes)
         class_logits, box_regression = self.box_predictor(box_features)
         if self.training:
@@ -240,12 +249,45 @@ class RelationRoIHeads(RoIHeads):
             if self.class_weight is not None:
                 loss_classifier = F.cross_entropy(class_logits, torch.cat(labels), weight=self.class_weight)
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            if grouping:
+                self.box_head.keep_weights = False
+                losses["loss_grouping"] = self.grouping_weight * self.grouping_loss(
+                    self.box_head.kept_weights, matched, labels, targets
+                )
             if self.duplicate_removal is not None:
                 losses["loss_duplicate"] = self.duplicate_loss(
                     box_features, class_logits, box_regression, proposals, image_shapes, targets
                 )
             return [], losses
         return self.postprocess(box_features, class_logits, box_regression, proposals, image_shapes), {}
+
+    @staticmethod
+    def grouping_loss(
+        weights: list[torch.Tensor], matched: list[torch.Tensor], labels: list[torch.Tensor], targets: list[dict]
+    ) -> torch.Tensor:
+        """Cross entropy between head 0 of the first relation module and "the other objects of my group".
+
+        For each sampled RoI on an object whose group (``targets[i]['groups']``, e.g. its colour) holds
+        other objects, the target row is uniform over the RoIs on those *other* objects (not on itself:
+        its own overlapping proposals share its group too).  An auxiliary loss on the relation weights
+        ω: it teaches one head what a comparison between objects looks at, and leaves the other heads
+        free.  Rows without such objects (a group of one) have no target.
+        """
+        losses = []
+        for w, gt, lab, target in zip(weights, matched, labels, targets, strict=True):
+            positive = lab > 0
+            obj = torch.where(positive, gt, -1 - torch.arange(len(gt), device=gt.device))  # background: unique
+            group = torch.where(positive, target["groups"][gt], -1)
+            same = (group[:, None] == group[None, :]) & positive[:, None] & (obj[:, None] != obj[None, :])
+            rows = same.any(1)
+            if not rows.any():
+                continue
+            goal = same[rows].float()
+            goal = goal / goal.sum(1, keepdim=True)
+            losses.append(-(goal * torch.log(w[0, rows].clamp_min(1e-9))).sum(1).mean())
+        if not losses:
+            return weights[0].sum() * 0.0 if weights else torch.zeros(())
+        return torch.stack(losses).mean()
 
     def duplicate_loss(self, box_features, class_logits, box_regression, proposals, image_shapes, targets):
         """Binary cross-entropy of the final scores s0 · s1 against duplicate-removal targets (paper §4.3).

@@ -154,9 +154,13 @@ class RelationModule(nn.Module):
         boxes: torch.Tensor,
         embedding: torch.Tensor | None = None,
         record: bool = True,
+        keep: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """f_A + relation feature (eq. 6), (B, N, out_dim); records its terms when recording."""
+        """f_A + relation feature (eq. 6), (B, N, out_dim); records its terms when recording, and appends
+        ω of the first item of the batch, (H, N, N), to ``keep`` when given (for auxiliary losses)."""
         weight, omega_g, omega_a = self.terms(features, boxes, embedding)
+        if keep is not None:
+            keep.append(weight[0])
         rec = active_recorder() if record else None
         if rec is not None:
             rec.set(f"{self.name}/weight", weight)

@@ -53,6 +53,29 @@ def main(argv: list[str] | None = None) -> int:
         help="two-stage detectors: weight of the 'odd' class in the classifier's cross entropy",
     )
     parser.add_argument(
+        "--grouping-weight",
+        type=float,
+        default=0.0,
+        help="demo-relation: weight of the auxiliary loss that teaches relation head 0 to attend to "
+        "the other objects of the same colour (0: off)",
+    )
+    parser.add_argument(
+        "--restart-relations",
+        action="store_true",
+        help="with --init-from: start the relation modules afresh as the identity (the rest is kept)",
+    )
+    parser.add_argument(
+        "--relation-qk-lr-mult",
+        type=float,
+        default=1.0,
+        help="learning rate of the relation modules' W_Q and W_K relative to --lr",
+    )
+    parser.add_argument(
+        "--heads-only",
+        action="store_true",
+        help="two-stage detectors: train the box heads only (body, FPN and RPN frozen), with --init-from",
+    )
+    parser.add_argument(
         "--init-from",
         default="",
         help="two-stage detectors: continue training from this file of the same model (all tensors)",

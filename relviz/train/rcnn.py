@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from relviz.train import scenes
-from relviz.train.common import WEIGHTS_DIR, Budget, Every, Progress, log, run_dir, save_state
+from relviz.train.common import WEIGHTS_DIR, Budget, Every, Progress, freeze, log, run_dir, save_state
 
 LABELS = ["background", *scenes.CLASSES]
 _COMMON = {
@@ -68,8 +68,36 @@ def rcnn_batch(seed: int, start: int, n: int) -> tuple[list[torch.Tensor], list[
     for i in range(n):
         scene = scenes.make_scene(seed, start + i)
         images.append(torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255.0)
-        targets.append({"boxes": torch.from_numpy(scene.boxes), "labels": torch.from_numpy(scene.labels + 1)})
+        targets.append(
+            {
+                "boxes": torch.from_numpy(scene.boxes),
+                "labels": torch.from_numpy(scene.labels + 1),
+                "groups": torch.tensor([o.colour for o in scene.objects], dtype=torch.int64),
+            }
+        )
     return images, targets
+
+
+def restart_relations(model: torch.nn.Module, key_std: float = 5e-4) -> int:
+    """Start the relation modules of ``model`` afresh as the identity, keeping every other weight.
+
+    W_Q and W_K start small (fc6/fc7 features of these detectors have norms in the hundreds, so the
+    default initialisation puts every softmax row on a single proposal, where it saturates and stops
+    learning), W_G starts at ω_G ≈ 1 for every pair (no pair is gated off by the ReLU), and the output
+    projection at zero, so eq. (6) adds nothing yet: the detector computes what it did without
+    relations, and whatever the modules learn is their own.  Returns the number of modules restarted.
+    """
+    modules = list(getattr(model.roi_heads.box_head, "relations", []))
+    with torch.no_grad():
+        for rm in modules:
+            for linear in (rm.query, rm.key):
+                linear.weight.normal_(0.0, key_std)
+                linear.bias.zero_()
+            rm.geometry_fc.weight.normal_(0.0, 0.01)
+            rm.geometry_fc.bias.fill_(1.0)
+            rm.linear_out.weight.zero_()
+            rm.linear_out.bias.zero_()
+    return len(modules)
 
 
 def _class_weight(odd_weight: float) -> torch.Tensor:
@@ -107,6 +135,8 @@ def train_rcnn(
             fitting = {n: v.to(own[n].dtype) for n, v in source.items() if n in own and v.shape == own[n].shape}
             m.load_state_dict(fitting, strict=(k == "model"))
             log(f"[{args.name}] {k} continues from {args.init_from}: {len(fitting)} of {len(own)} tensors")
+        if args.restart_relations:
+            log(f"[{args.name}] restarted {restart_relations(models['model'])} relation modules")
     elif args.init_backbone:
         from relviz.train.common import init_backbone
 
@@ -117,13 +147,36 @@ def train_rcnn(
     # drowned by the shape classes and the background
     for m in models.values():
         m.roi_heads.class_weight = _class_weight(args.odd_weight)
+        m.roi_heads.grouping_weight = args.grouping_weight
+        if args.heads_only:
+            # body, FPN and RPN keep the weights they start with (batch norm in eval mode): only the box
+            # heads learn, at less than half the cost of a step, and a baseline head sees the same features
+            freeze(m.backbone)
+            for p in m.rpn.parameters():
+                p.requires_grad_(False)
     opts = {}
     for k, m in models.items():
         body_ids = {id(p) for p in m.backbone.body.parameters()}
         mult = args.backbone_lr_mult if (args.init_backbone or args.init_from) else 1.0
-        head = [p for p in m.parameters() if p.requires_grad and id(p) not in body_ids]
+        # W_Q and W_K act on features with norms in the hundreds: an Adam step of the head's size moves
+        # ω_A by tens and saturates every softmax row within a few steps, so they learn more slowly
+        qk = [
+            p
+            for n, p in m.roi_heads.named_parameters()
+            if ".relations." in n and n.split(".")[-2] in ("query", "key") and p.requires_grad
+        ]
+        own_ids = body_ids | {id(p) for p in qk}
+        head = [p for p in m.parameters() if p.requires_grad and id(p) not in own_ids]
         body = [p for p in m.backbone.body.parameters() if p.requires_grad]
-        groups = [{"params": head, "mult": 1.0}, {"params": body, "mult": mult}]
+        groups = [
+            g
+            for g in (
+                {"params": head, "mult": 1.0},
+                {"params": body, "mult": mult},
+                {"params": qk, "mult": args.relation_qk_lr_mult},
+            )
+            if g["params"]
+        ]
         opts[k] = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     state_path = run_dir(args.name) / "state.pt"
     step, elapsed = 0, 0.0
@@ -154,7 +207,11 @@ def train_rcnn(
                 args.eval_n,
             )
             metrics.update({f"baseline_{k}": v for k, v in base.items()})
-            metrics["baseline"] = "the same detector without relation modules (plain 2fc head), same batches"
+            metrics["baseline"] = (
+                "the same detector without relation modules (plain 2fc head), same batches"
+                + (", same starting file" if args.init_from else "")
+                + (", same frozen body, FPN and RPN" if args.heads_only else "")
+            )
             targets["odd_above_baseline"] = "AP50_odd > baseline_AP50_odd"
             if not metrics["AP50_odd"] > base["AP50_odd"]:
                 notes.append(
@@ -195,6 +252,16 @@ def train_rcnn(
             recipe={
                 "loss": "Faster R-CNN losses (RPN objectness + box, Fast R-CNN classifier + box)",
                 "odd_class_weight": args.odd_weight,
+                **(
+                    {"grouping_loss": f"{args.grouping_weight} x cross entropy of relation/fc1 head 0 against "
+                     "'the other objects of my colour' (relviz.models.rcnn.RelationRoIHeads.grouping_loss)"}
+                    if args.grouping_weight and family == "relation"
+                    else {}
+                ),
+                **({"relation_modules": "restarted (relviz.train.rcnn.restart_relations)"}
+                   if args.init_from and args.restart_relations else {}),
+                "relation_query_key_lr_mult": args.relation_qk_lr_mult,
+                "trained": "box heads only (body, FPN, RPN frozen)" if args.heads_only else "all layers",
                 "optimizer": "AdamW",
                 "lr": args.lr,
                 "weight_decay": 1e-4,

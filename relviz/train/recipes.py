@@ -410,7 +410,7 @@ def train_nonlocal(args: argparse.Namespace) -> dict[str, Any]:
 @recipe(
     "demo-nonlocal-clip",
     "nonlocal",
-    "tiny C2D non-local ResNet on 8-frame 'approach?' clips",
+    "tiny C2D non-local ResNet on 8-frame 'same colour?' clips of moving shapes",
     steps=20000,
     minutes=40.0,
     batch=32,

@@ -61,7 +61,7 @@ _ENTRIES = [
     ModelEntry(
         "demo-nonlocal-clip",
         "nonlocal",
-        "demo C2D non-local ResNet (tiny, 8 frames): do two shapes approach?",
+        "demo C2D non-local ResNet (tiny, 8 frames): do two moving shapes share a colour?",
         {**DEMO_NONLOCAL_CLIP, "labels": CLASS_NAMES["clips"]},
         weights="demo-nonlocal-clip.safetensors",
     ),
