@@ -349,8 +349,10 @@ def _card(args, family, config, step, budget, metrics, targets, notes, data, rec
 
 # -- LR-Net and Non-local -------------------------------------------------------------------------
 
-#: tiny LR-Net (the family's "tiny" preset: 1 block per stage, 5×5 local relation, m=4) on 32×32 patches
-DEMO_LRNET = {"preset": "tiny", "num_classes": 6, "input_size": 32}
+#: tiny LR-Net (the family's "tiny" preset: 1 block per stage, 5×5 local relation) on 32×32 patches, with
+#: one aggregation per channel (m=1): with so few channels, the preset's m=4 left too few geometry priors
+#: to tell shapes apart (in equal short runs, shape accuracy rose faster per step with m=1)
+DEMO_LRNET = {"preset": "tiny", "num_classes": 6, "input_size": 32, "m": 1}
 #: tiny non-local ResNet, embedded Gaussian blocks after res3.0 and res4.0, 64×64 images
 DEMO_NONLOCAL = {"preset": "tiny", "num_classes": 2, "input_size": 64, "clip": False}
 #: the same as a C2D clip model: 8 frames, space-time non-local blocks
@@ -378,7 +380,7 @@ def train_lrnet(args: argparse.Namespace) -> dict[str, Any]:
         config=DEMO_LRNET,
         baseline=None,
         target=0.95,
-        describe="LR-Net tiny: 1-1-1-1 blocks, 5×5 local relation, m=4",
+        describe="LR-Net tiny: 1-1-1-1 blocks, 5×5 local relation, m=1",
     )
 
 
