@@ -484,3 +484,15 @@ def test_the_initial_model_choice_says_what_it_does(qtbot, window):
     assert "seeded random weights" in st.last_message[0]
     # with no model named, the first model with bundled weights opens
     assert ctrl._initial_choice(None, None)["name"] == "demo-detr"
+
+
+def test_the_demo_scene_shows_an_odd_object(qtbot, window):
+    from relviz.app.controller import RESOURCES
+    from relviz.train import scenes
+
+    path = window.controller._demo_scene()
+    info = json.loads((RESOURCES / "samples.json").read_text())["files"][path.name]
+    # the object the relation modules decide is in the picture the application opens on
+    scene = scenes.make_scene(info["seed"], info["index"])
+    assert scenes.ODD in scene.labels
+    assert [o["label"] for o in info["objects"]] == [scenes.CLASSES[k] for k in scene.labels]

@@ -9,6 +9,7 @@ first task, after the window is shown.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,15 @@ from relviz.core.readers import InputKind, classify, folder_items
 from relviz.core.trace import Trace
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+def _sample_labels(path: Path) -> set[str]:
+    """The object labels that ``resources/samples.json`` lists for a bundled sample (empty if unknown)."""
+    try:
+        files = json.loads((RESOURCES / "samples.json").read_text())["files"]
+        return {o["label"] for o in files[path.relative_to(RESOURCES).as_posix()].get("objects", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 #: the bundled models the app starts on, best first: the relation detector shows boxes and relations
 #: on the bundled scenes (see the model cards in weights/ for each one's accuracy)
 PREFERRED_DEMO_MODELS = ("demo-relation", "demo-regionfeat", "demo-detr")
@@ -453,6 +463,8 @@ class Controller(QObject):
                 if path.is_file() and classify(path) == InputKind.IMAGE:
                     images.append(path)
         scenes = [p for p in images if p.name.startswith("scene-")]
+        # first a scene with an 'odd' object, the label the relation modules decide, when the samples say so
+        scenes.sort(key=lambda p: "odd" not in _sample_labels(p))
         return (scenes or images or [None])[0]
 
     # -- opening -------------------------------------------------------------------------------------
