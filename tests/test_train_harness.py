@@ -305,3 +305,20 @@ def test_restarted_relation_modules_are_the_identity():
     # no row of ω saturates at the start, even on features with norms in the hundreds
     weight, omega_g, _ = head.relations[0].terms(head.fc6(x.flatten(1))[None] * 10, boxes[None])
     assert (omega_g > 0.5).all() and weight.max() < 0.9
+
+
+def test_a_step_with_the_grouping_loss_trains_relation_head_0_and_leaves_the_model_copyable():
+    import copy
+
+    from relviz.models.rcnn import build_relation_rcnn
+    from relviz.train.rcnn import DEMO_RELATION, rcnn_batch
+
+    torch.manual_seed(0)
+    model = build_relation_rcnn({**DEMO_RELATION, "fpn_channels": 16, "representation": 32, "key_dim": 32}).train()
+    model.roi_heads.grouping_weight = 1.0
+    images, targets = rcnn_batch(3, 0, 2)
+    losses = model(images, targets)
+    assert losses["loss_grouping"] > 0
+    losses["loss_grouping"].backward()
+    assert model.roi_heads.box_head.relations[0].query.weight.grad.abs().sum() > 0
+    copy.deepcopy(model).eval()  # what the recipe's export does between steps

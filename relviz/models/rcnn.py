@@ -250,10 +250,10 @@ class RelationRoIHeads(RoIHeads):
                 loss_classifier = F.cross_entropy(class_logits, torch.cat(labels), weight=self.class_weight)
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
             if grouping:
+                # hand the weights over and drop them: the model must stay deep-copyable between steps
+                kept, self.box_head.kept_weights = self.box_head.kept_weights, []
                 self.box_head.keep_weights = False
-                losses["loss_grouping"] = self.grouping_weight * self.grouping_loss(
-                    self.box_head.kept_weights, matched, labels, targets
-                )
+                losses["loss_grouping"] = self.grouping_weight * self.grouping_loss(kept, matched, labels, targets)
             if self.duplicate_removal is not None:
                 losses["loss_duplicate"] = self.duplicate_loss(
                     box_features, class_logits, box_regression, proposals, image_shapes, targets
