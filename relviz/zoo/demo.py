@@ -33,7 +33,7 @@ _ENTRIES = [
     ModelEntry(
         "demo-detr",
         "detr",
-        "demo DETR (ResNet-18, 2+2 layers, 128 px) trained on relviz's shapes scenes",
+        "demo DETR (ResNet-18, 2+2 layers, 192 px) trained on relviz's shapes scenes",
         {**DEMO_DETR, "resize": DEMO_DETR_RESIZE, "labels": list(CLASSES)},
         weights="demo-detr.safetensors",
     ),
