@@ -128,8 +128,8 @@ def train_rcnn(
     if args.init_from:
         from relviz.core.checkpoint import load_checkpoint
 
+        source = load_checkpoint(args.init_from).state_dict
         for k, m in models.items():
-            source = load_checkpoint(args.init_from).state_dict
             own = m.state_dict()
             # the baseline takes what it shares with the file (body, FPN, RPN, fc6/fc7, predictor)
             fitting = {n: v.to(own[n].dtype) for n, v in source.items() if n in own and v.shape == own[n].shape}
