@@ -29,13 +29,13 @@ from relviz.core.trace import Trace
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 
-def _sample_labels(path: Path) -> set[str]:
-    """The object labels that ``resources/samples.json`` lists for a bundled sample (empty if unknown)."""
+def _sample_labels() -> dict[str, set[str]]:
+    """Object labels per bundled sample (path relative to resources/), from ``resources/samples.json``."""
     try:
         files = json.loads((RESOURCES / "samples.json").read_text())["files"]
-        return {o["label"] for o in files[path.relative_to(RESOURCES).as_posix()].get("objects", [])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
+        return {name: {o["label"] for o in info.get("objects", [])} for name, info in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 #: the bundled models the app starts on, best first: the relation detector shows boxes and relations
 #: on the bundled scenes (see the model cards in weights/ for each one's accuracy)
 PREFERRED_DEMO_MODELS = ("demo-relation", "demo-regionfeat", "demo-detr")
@@ -464,7 +464,8 @@ class Controller(QObject):
                     images.append(path)
         scenes = [p for p in images if p.name.startswith("scene-")]
         # first a scene with an 'odd' object, the label the relation modules decide, when the samples say so
-        scenes.sort(key=lambda p: "odd" not in _sample_labels(p))
+        labels = _sample_labels()
+        scenes.sort(key=lambda p: "odd" not in labels.get(p.relative_to(RESOURCES).as_posix(), ()))
         return (scenes or images or [None])[0]
 
     # -- opening -------------------------------------------------------------------------------------

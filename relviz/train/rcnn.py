@@ -100,6 +100,13 @@ def restart_relations(model: torch.nn.Module, key_std: float = 5e-4) -> int:
     return len(modules)
 
 
+def freeze_body(model: torch.nn.Module) -> None:
+    """Body, FPN and RPN keep the weights they have (batch norm in eval mode); only the box heads learn."""
+    freeze(model.backbone)
+    for p in model.rpn.parameters():
+        p.requires_grad_(False)
+
+
 def _class_weight(odd_weight: float) -> torch.Tensor:
     weight = torch.ones(len(LABELS))
     weight[LABELS.index("odd")] = odd_weight
@@ -148,12 +155,8 @@ def train_rcnn(
     for m in models.values():
         m.roi_heads.class_weight = _class_weight(args.odd_weight)
         m.roi_heads.grouping_weight = args.grouping_weight
-        if args.heads_only:
-            # body, FPN and RPN keep the weights they start with (batch norm in eval mode): only the box
-            # heads learn, at less than half the cost of a step, and a baseline head sees the same features
-            freeze(m.backbone)
-            for p in m.rpn.parameters():
-                p.requires_grad_(False)
+        if args.heads_only:  # less than half the cost of a step, and a baseline head sees the same features
+            freeze_body(m)
     opts = {}
     for k, m in models.items():
         body_ids = {id(p) for p in m.backbone.body.parameters()}
@@ -333,13 +336,9 @@ def train_baseline_head(args: argparse.Namespace, body_weights: str) -> dict[str
     own = model.state_dict()
     assert set(body) == {k for k in own if k.startswith(("backbone.", "rpn."))}
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in body.items()}, strict=False)
-    for name, p in model.named_parameters():
-        if name.startswith(("backbone.", "rpn.")):
-            p.requires_grad_(False)
+    freeze_body(model)
     model.roi_heads.class_weight = _class_weight(args.odd_weight)
     model.train()
-    model.backbone.eval()
-    model.backbone.train = lambda mode=True: model.backbone  # frozen batch norm statistics
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
     budget = Budget(args.steps, args.minutes, warmup=100)
     progress = Progress(args.name + "-baseline")
