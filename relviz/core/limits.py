@@ -1,0 +1,52 @@
+"""The documented bounds on what relviz accepts, checked before memory or time is spent.
+
+Every input is checked against these *before* the expensive step: an image's pixel count from its
+header before it is decoded, a state dict's declared architecture before a module is built, a zip
+member's declared size before it is read, a figure's pixel count before it is drawn.  The bounds keep
+any single input under about 2 GB of memory on a CPU machine; a user who needs more raises the image
+limits on purpose with ``--max-pixels`` or the ``RELVIZ_MAX_PIXELS`` environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: images: decoded pixels (width × height) of one image or video frame, checked from the header
+MAX_IMAGE_PIXELS = 50_000_000
+#: model input: pixels after the family's resize (DETR's 800×1333 is 1.07 Mpx)
+MAX_MODEL_INPUT_PIXELS = 2_500_000
+#: longer side / shorter side of an image or frame
+MAX_ASPECT_RATIO = 30.0
+
+#: clips: frames per clip and frame step
+MAX_CLIP_LENGTH = 256
+MAX_CLIP_STRIDE = 64
+
+#: checkpoints and traces: the uncompressed bytes a file declares (zip members, safetensors header)
+MAX_WEIGHT_BYTES = 2_000_000_000
+MAX_TRACE_BYTES = 1_500_000_000
+#: a model's parameters, estimated from its config before it is built
+MAX_PARAMETERS = 400_000_000
+
+#: figures
+MIN_DPI, MAX_DPI = 30, 1200
+MIN_INCHES, MAX_INCHES = 0.5, 40.0
+MAX_FIGURE_PIXELS = 100_000_000  # PNG width × height at the asked DPI
+
+
+def max_image_pixels() -> int:
+    """The image pixel limit: ``RELVIZ_MAX_PIXELS`` when set (``--max-pixels`` sets it), else the default."""
+    value = os.environ.get("RELVIZ_MAX_PIXELS", "").strip()
+    if value:
+        try:
+            n = int(float(value))
+        except ValueError:
+            n = 0
+        if n > 0:
+            return n
+    return MAX_IMAGE_PIXELS
+
+
+def max_model_input_pixels() -> int:
+    """Raised in proportion when the user raises the image limit on purpose."""
+    return max(MAX_MODEL_INPUT_PIXELS, int(MAX_MODEL_INPUT_PIXELS * max_image_pixels() / MAX_IMAGE_PIXELS))
