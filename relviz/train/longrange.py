@@ -23,9 +23,9 @@ import colorsys
 import numpy as np
 
 from relviz.train.scenes import KINDS, shape_mask
+from relviz.zoo.demo import PAIR_CLASSES
 
-IMAGE_CLASSES = ("different", "same")
-CLIP_CLASSES = ("different", "same")
+IMAGE_CLASSES = CLIP_CLASSES = PAIR_CLASSES
 
 
 def _hue_rgb(hue: float, rng: np.random.Generator) -> np.ndarray:

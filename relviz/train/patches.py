@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from relviz.train.scenes import KINDS, shape_mask
-
-PATCH_TEXTURES = ("solid", "striped")
-PATCH_CLASSES = tuple(f"{t} {k}" for k in KINDS for t in PATCH_TEXTURES)
+from relviz.zoo.demo import PATCH_CLASSES, PATCH_TEXTURES  # noqa: F401
 
 
 def make_patch(seed: int, index: int = 0, size: int = 32) -> tuple[np.ndarray, int]:

@@ -20,47 +20,10 @@ import torch
 
 from relviz.train import scenes
 from relviz.train.common import WEIGHTS_DIR, Budget, Every, Progress, freeze, log, run_dir, save_state
+from relviz.zoo.demo import DEMO_REGIONFEAT, DEMO_RELATION, DETECTOR_LABELS  # noqa: F401
 
-LABELS = ["background", *scenes.CLASSES]
-_COMMON = {
-    "num_classes": len(LABELS),
-    "backbone": "resnet18",
-    "norm": "batch",
-    "trainable_layers": 5,
-    "fpn_channels": 64,
-    "min_size": 128,
-    "max_size": 128,
-    "anchor_sizes": [8, 16, 32, 64, 128],
-    "rpn_pre_nms_top_n_train": 300,
-    "rpn_post_nms_top_n_train": 100,
-    "rpn_pre_nms_top_n_test": 300,
-    "proposals": 50,
-    "box_batch_size_per_image": 64,
-    "representation": 256,
-    "detections_per_img": 50,
-    "score_thresh": 0.01,
-}
-#: 2fc+RM head: two relation modules, 4 heads, d_k = 32, d_g = 32; classic NMS (no duplicate removal)
-DEMO_RELATION = {
-    **_COMMON,
-    "relation_modules": 2,
-    "heads": 4,
-    "key_dim": 128,
-    "geo_dim": 32,
-    "duplicate_removal": False,
-    "nms": "nms",
-}
-#: learned region features: 4×4 parts from 8×8 samples per box; narrower FPN and 2fc than the relation
-#: detector, so that all of weights/ stays under 40 MB
-DEMO_REGIONFEAT = {
-    **_COMMON,
-    "fpn_channels": 48,
-    "representation": 128,
-    "parts": 4,
-    "samples": 8,
-    "region_geo_dim": 32,
-    "region_value": "shared",
-}
+#: the demo detectors' configs and labels are plain data in the zoo
+LABELS = DETECTOR_LABELS
 
 
 def rcnn_batch(seed: int, start: int, n: int) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:

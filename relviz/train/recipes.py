@@ -33,6 +33,7 @@ from relviz.train.common import (
     save_state,
     unfreeze_batchnorm,
 )
+from relviz.zoo.demo import DEMO_DETR, DEMO_DETR_RESIZE, DEMO_LRNET, DEMO_NONLOCAL, DEMO_NONLOCAL_CLIP
 
 TRAIN_SEED = 1000
 
@@ -145,23 +146,6 @@ def export_and_reload(module: torch.nn.Module, path: Path, metadata: dict[str, s
 
 # -- DETR -----------------------------------------------------------------------------------------
 
-#: a small DETR: ResNet-18, 2 + 2 transformer layers of width 128, 16 queries (a scene has ≤ 12 objects)
-DEMO_DETR = {
-    "backbone_depth": 18,
-    "dilation": False,
-    "hidden_dim": 128,
-    "nheads": 8,
-    "enc_layers": 2,
-    "dec_layers": 2,
-    "dim_feedforward": 256,
-    "num_queries": 16,
-    "num_classes": len(scenes.CLASSES),
-    "pre_norm": False,
-    "position_embedding": "sine",
-}
-#: scenes are 256×256; the model sees them at 192×192, so ResNet-18's stride-32 grid is 6×6 = 36 tokens for
-#: up to 12 objects (at 128 px, 4×4 tokens were too few to tell neighbouring objects apart)
-DEMO_DETR_RESIZE = 192
 
 
 def scene_batch(seed: int, start: int, n: int, shorter: int) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
@@ -351,14 +335,6 @@ def _card(args, family, config, step, budget, metrics, targets, notes, data, rec
 
 # -- LR-Net and Non-local -------------------------------------------------------------------------
 
-#: tiny LR-Net (the family's "tiny" preset: 1 block per stage, 5×5 local relation) on 32×32 patches, with
-#: one aggregation per channel (m=1): with so few channels, the preset's m=4 left too few geometry priors
-#: to tell shapes apart (in equal short runs, shape accuracy rose faster per step with m=1)
-DEMO_LRNET = {"preset": "tiny", "num_classes": 6, "input_size": 32, "m": 1}
-#: tiny non-local ResNet, embedded Gaussian blocks after res3.0 and res4.0, 64×64 images
-DEMO_NONLOCAL = {"preset": "tiny", "num_classes": 2, "input_size": 64, "clip": False}
-#: the same as a C2D clip model: 8 frames, space-time non-local blocks
-DEMO_NONLOCAL_CLIP = {"preset": "tiny", "num_classes": 2, "input_size": 64, "clip": True, "clip_length": 8}
 
 
 @recipe(

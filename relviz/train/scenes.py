@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-KINDS = ("circle", "square", "triangle")
-CLASSES = (*KINDS, "odd")
+from relviz.zoo.demo import SCENE_CLASSES, SHAPE_KINDS
+
+KINDS = SHAPE_KINDS
+CLASSES = SCENE_CLASSES
 ODD = CLASSES.index("odd")
 
 #: saturated base colours (RGB); textures darken or lighten them but keep the hue
