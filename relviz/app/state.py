@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from relviz.app import maps
+from relviz.app.messages import MessageBook
 from relviz.core.trace import Trace
 
 
@@ -53,6 +54,8 @@ class AppState(QObject):
     traceChanged = Signal()
     selectionChanged = Signal(object)  # frozenset of changed Selection field names
     message = Signal(str, str)  # text, level: info | warning | error
+    problemsChanged = Signal()  # the warnings and errors still shown (see relviz.app.messages)
+    logged = Signal(object)  # a messages.Message, as it enters the log
     busyChanged = Signal(bool, str)
     progress = Signal(int, str)  # percent (-1 = unknown), text
     modelChanged = Signal()
@@ -84,12 +87,25 @@ class AppState(QObject):
         self.devices: list[str] = ["auto", "cpu"]
         self.precisions: list[str] = ["fp32"]
         self.precisions_by_device: dict[str, list[str]] = {}
+        self.precisions_by_family: dict[str, dict[str, list[str]]] = {}  # family -> device -> precisions
         self.choice_hint: dict[str, str] = {}  # last model/device/precision the user chose (settings)
         self.threshold = 0.7
         self.resize: int | None = None  # model input's shorter side; None = the family's default
         self.busy = False
         self.busy_text = ""
         self.last_message: tuple[str, str] = ("", "")
+        self.messages = MessageBook()
+        self.model_note = ""  # a line under the loaded model, e.g. that a checkpoint was refused
+
+    def precisions_for(self, family: str | None, device: str) -> list[str]:
+        """The precisions to offer for ``family`` on ``device``; for an unknown family (a checkpoint not
+        loaded yet) those every family supports there."""
+        by_device = self.precisions_by_device.get(device, self.precisions)
+        if family in self.precisions_by_family:
+            return list(self.precisions_by_family[family].get(device, by_device))
+        families = list(self.precisions_by_family.values())
+        common = [p for p in by_device if all(p in f.get(device, by_device) for f in families)]
+        return common or ["fp32"]
 
     # -- content -------------------------------------------------------------------------------------
     def set_image(self, image: np.ndarray | None, path: Path | None = None, kind: str = "image") -> None:
@@ -183,14 +199,39 @@ class AppState(QObject):
     def set_head(self, head: int | None) -> None:
         n = self.head_count()
         if head is not None and n and head >= n:
-            self.info(f"there are only {n} heads (0–{n - 1})", "warning")
+            self.info(f"there are only {n} heads (0–{n - 1})", "warning", topic="head")
             return
+        self.resolve("head")
         self.select(head=head)
 
     # -- messages ------------------------------------------------------------------------------------
-    def info(self, text: str, level: str = "info") -> None:
-        self.last_message = (text, level)
-        self.message.emit(text, level)
+    def info(self, text: str, level: str = "info", topic: str | None = None, request: int | None = None) -> None:
+        """Tell the user: to the log and the status bar; a warning or error also stays on the message bar
+        until dismissed or resolved by a later success on ``topic`` (rule in :mod:`relviz.app.messages`)."""
+        msg = self.messages.post(text, level, topic, request)
+        self.last_message = (msg.text, msg.level)
+        self.logged.emit(msg)
+        self.message.emit(msg.text, msg.level)
+        if msg.is_problem:
+            self.problemsChanged.emit()
+
+    def success(self, text: str, topic: str, request: int | None = None) -> None:
+        """An info message for something that worked: it resolves ``topic``'s problems from earlier requests."""
+        self.resolve(topic, self.messages.request if request is None else request)
+        self.info(text, "info", topic, request)
+
+    def resolve(self, topic: str, request: int | None = None) -> None:
+        """Drop ``topic``'s problems from requests before ``request`` (all of them when None)."""
+        if self.messages.resolve(topic, request):
+            self.problemsChanged.emit()
+
+    def begin_request(self) -> int:
+        """A new user request (a drop, a load, a run, an export); its work's messages carry the number."""
+        return self.messages.begin()
+
+    def dismiss_problems(self) -> None:
+        if self.messages.dismiss():
+            self.problemsChanged.emit()
 
     def set_busy(self, busy: bool, text: str = "") -> None:
         self.busy, self.busy_text = busy, text

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
 
 from relviz.app.controller import Controller
 from relviz.app.export_dialog import ExportDialog
+from relviz.app.message_log import MessageLogDialog
+from relviz.app.messages import EXPORT, INPUT
 from relviz.app.panels.attention import AttentionPanel
 from relviz.app.panels.canvas import CanvasPanel
 from relviz.app.panels.geometry import GeometryPanel
@@ -65,27 +67,53 @@ SHORTCUTS = [
 
 
 class MessageBar(QFrame):
-    """A dismissable line above the canvas for warnings and errors (never a blocking dialog)."""
+    """A line above the canvas with the warnings and errors still standing (never a blocking dialog).
 
-    def __init__(self, parent: QWidget | None = None):
+    It shows the state's problems (:mod:`relviz.app.messages` says how long each stays); info messages
+    never touch it.  The close button dismisses what is shown; "Messages…" opens the log.
+    """
+
+    def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
+        self.state = state
+        self.setObjectName("messageBar")
         self.label = QLabel("")
+        self.label.setTextFormat(Qt.TextFormat.PlainText)  # a file name with "<" is not markup
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
+        self.log_button = QToolButton()
+        self.log_button.setText("Messages…")
+        self.log_button.setToolTip("every message with its time (View → Messages…)")
+        self.log_button.setAutoRaise(True)
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setToolTip("dismiss")
+        self.close_button.setAutoRaise(True)
+        self.close_button.clicked.connect(state.dismiss_problems)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 3, 4, 3)
         layout.addWidget(self.label, 1)
-        layout.addWidget(close)
+        layout.addWidget(self.log_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        state.problemsChanged.connect(self.refresh)
+        self.level = ""
         self.hide()
 
-    def show_message(self, text: str, level: str) -> None:
-        self.label.setText(text)
-        self.setStyleSheet(f"MessageBar {{{LEVEL_STYLE.get(level, '')}}} QLabel {{{LEVEL_STYLE.get(level, '')}}}")
+    def refresh(self) -> None:
+        book = self.state.messages
+        if not book.problems:
+            self.level = ""
+            self.label.setText("")
+            self.hide()
+            return
+        self.level = book.worst()
+        self.label.setText("\n".join(book.bar_lines()))
+        style = LEVEL_STYLE[self.level]
+        self.setStyleSheet(f"QFrame#messageBar {{{style}}} QLabel {{{style}}} QToolButton {{{style}}}")
         self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
 
 
 class MainWindow(QMainWindow):
@@ -100,7 +128,9 @@ class MainWindow(QMainWindow):
         self.controller = Controller(self.state, settings, self)
 
         self.canvas = CanvasPanel(self.state)
-        self.message_bar = MessageBar()
+        self.message_bar = MessageBar(self.state)
+        self.message_log: MessageLogDialog | None = None
+        self.message_bar.log_button.clicked.connect(self.show_messages)
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -134,9 +164,16 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState()
 
         self.status_text = QLabel("")
+        self.status_text.setTextFormat(Qt.TextFormat.PlainText)
         self.model_text = QLabel("no model loaded")
         self.busy_text = QLabel("")
+        self.log_button = QToolButton()
+        self.log_button.setText("Messages")
+        self.log_button.setToolTip("every message with its time (View → Messages…)")
+        self.log_button.setAutoRaise(True)
+        self.log_button.clicked.connect(self.show_messages)
         self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.log_button)
         self.statusBar().addPermanentWidget(self.busy_text)
         self.statusBar().addPermanentWidget(self.model_text)
         self._build_menus()
@@ -188,6 +225,7 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
+        self.messages_action = self._action(view_menu, "&Messages…", self.show_messages, "Ctrl+Shift+M")
         self._action(view_menu, "Reset &layout", self.reset_layout)
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts)
@@ -257,23 +295,23 @@ class MainWindow(QMainWindow):
         try:
             from relviz.render.views import views
         except ImportError as exc:
-            self.state.info(f"the figure renderer is not available: {exc}", "error")
+            self.state.info(f"the figure renderer is not available: {exc}", "error", EXPORT)
             return []
         try:
             available = views()
         except ImportError as exc:
-            self.state.info(f"the figure renderer is not complete: {exc}", "error")
+            self.state.info(f"the figure renderer is not complete: {exc}", "error", EXPORT)
             return []
         return [(name, v.help) for name, v in available.items() if trace.family in v.families]
 
     def export_figure_dialog(self, accept: bool | None = None) -> ExportDialog | None:
         """File → Export figure…; returns the dialog (tests fill it in and call ``accept_export``)."""
         if self.state.trace is None:
-            self.state.info("nothing to export yet: run a model or open a trace first", "warning")
+            self.state.info("nothing to export yet: run a model or open a trace first", "warning", EXPORT)
             return None
         views = self.export_views()
         if not views:
-            self.state.info(f"no figure views for {self.state.trace.family or 'this'} traces", "warning")
+            self.state.info(f"no figure views for {self.state.trace.family or 'this'} traces", "warning", EXPORT)
             return None
         names = [v[0] for v in views]
         preferred = PREFERRED_VIEWS.get(self.state.sel.source or "", ())
@@ -295,7 +333,7 @@ class MainWindow(QMainWindow):
 
     def export_trace_dialog(self) -> None:
         if self.state.trace is None:
-            self.state.info("no trace to export yet", "warning")
+            self.state.info("no trace to export yet", "warning", EXPORT)
             return
         path, _ = QFileDialog.getSaveFileName(
             self, "Export trace", str(self._export_folder() / f"{self._stem()}.npz"), "relviz trace (*.npz)"
@@ -305,7 +343,7 @@ class MainWindow(QMainWindow):
 
     def export_video_dialog(self) -> None:
         if self.state.source_kind != "video":
-            self.state.info("export video needs an open video", "warning")
+            self.state.info("export video needs an open video", "warning", EXPORT)
             return
         path, _ = QFileDialog.getSaveFileName(
             self,
@@ -315,6 +353,15 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.state.exportRequested.emit("video", {"path": path})
+
+    def show_messages(self) -> MessageLogDialog:
+        """View → Messages…: the log of every message with its time (one dialog, raised if open)."""
+        if self.message_log is None:
+            self.message_log = MessageLogDialog(self.state, self)
+        self.message_log.show()
+        self.message_log.raise_()
+        self.message_log.activateWindow()
+        return self.message_log
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state)
@@ -349,18 +396,16 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
         if not paths:
             what = "text" if mime.hasText() else "data"
-            self.state.info(f"relviz opens files and folders; the drop held {what}, not a file", "error")
+            self.state.begin_request()
+            self.state.info(f"relviz opens files and folders; the drop held {what}, not a file", "error", INPUT)
             return
         self.state.openRequested.emit(paths)
 
     # -- state → window ------------------------------------------------------------------------------
     def _on_message(self, text: str, level: str) -> None:
+        """The status bar shows the latest message of any level; the message bar follows the problems."""
         self.status_text.setText(text)
         self.status_text.setStyleSheet({"error": "color:#ff6b6b;", "warning": "color:#f0c040;"}.get(level, ""))
-        if level in ("error", "warning"):
-            self.message_bar.show_message(text, level)
-        else:
-            self.message_bar.hide()
 
     def _on_busy(self, busy: bool, text: str) -> None:
         self.busy_text.setText(f"working: {text}…" if busy else "")

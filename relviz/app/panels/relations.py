@@ -189,6 +189,7 @@ class RelationsPanel(QWidget):
             return
         obj, partner = int(self.rel.detection_of_row[row]), int(self.rel.detection_of_row[col])
         if obj < 0:
-            self.state.info(f"row {row} of {self.state.sel.module} matches no detection", "warning")
+            self.state.info(f"row {row} of {self.state.sel.module} matches no detection", "warning", "matrix")
             return
+        self.state.resolve("matrix")
         self.state.select(object=obj, partner=partner if partner >= 0 else None)
