@@ -78,20 +78,10 @@ def run_app(
 
 
 def _route_exceptions(window) -> None:
-    """A bug in a slot (UI thread) prints its traceback and shows one line in the window; the app lives."""
-    import traceback
+    """A bug in a slot (UI thread) writes a report, shows one line in the window; the app lives."""
+    from relviz.app.crash import install_excepthook
 
-    previous = sys.excepthook
-
-    def hook(kind, value, tb) -> None:
-        traceback.print_exception(kind, value, tb, file=sys.stderr)
-        try:
-            first = str(value).splitlines()[0] if str(value) else ""
-            window.state.info(f"internal error: {kind.__name__}: {first}", "error")
-        except Exception:  # noqa: BLE001 — the window may already be gone
-            previous(kind, value, tb)
-
-    sys.excepthook = hook
+    install_excepthook(lambda line: window.state.info(line, "error"))
 
 
 def _write_timing(window) -> None:
@@ -135,9 +125,8 @@ def _arm_screenshot(app, window, path: str, result: dict, timeout_s: float = 600
                     file=sys.stderr,
                 )
                 result["rc"] = 1
-            text, level = window.state.last_message
-            if level == "error":
-                print(f"relviz: {text}", file=sys.stderr)
+            for problem in window.state.messages.problems:  # what the screenshot shows on its message bar
+                print(f"relviz: {problem.level}: {problem.text}", file=sys.stderr)
             window.close()
             app.quit()
 

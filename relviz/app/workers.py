@@ -3,20 +3,20 @@
 A task never touches a widget.  Its function receives a :class:`TaskContext` to report progress and
 to check for cancellation; its return value, its progress and any exception arrive on the UI thread
 as queued signals (the signal object lives in the UI thread).  A :class:`~relviz.core.errors.RelvizError`
-becomes its one-sentence message; any other exception becomes "internal error …" with the traceback
-printed to stderr — shown, never swallowed, never fatal.
+becomes its one-sentence message; any other exception becomes "internal error …" with the path of a
+full report (:mod:`relviz.app.crash`) and the traceback printed to stderr — shown, never swallowed,
+never fatal.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from relviz.app import crash
 from relviz.core.errors import RelvizError
 
 
@@ -92,9 +92,7 @@ class Task(QRunnable):
         except MemoryError:
             self.signals.failed.emit(f"{self.name}: the computer ran out of memory")
         except Exception as exc:  # a bug: show it, keep the app alive
-            traceback.print_exc(file=sys.stderr)
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self.signals.failed.emit(f"internal error while {self.name}: {type(exc).__name__}: {first}")
+            self.signals.failed.emit(crash.handle(exc, self.name))
         else:
             if self._cancel.is_set():
                 self.signals.cancelled.emit()
@@ -144,7 +142,14 @@ class _Relay(QObject):
 
     @Slot(object)
     def on_done(self, value: Any) -> None:
-        self._call("done", value)
+        try:
+            self._call("done", value)
+        except Exception as exc:
+            # a bug in the callback: the task still ends as failed (the controller's bookkeeping runs),
+            # then the exception goes on to sys.excepthook, which knows it was reported already
+            self._call("failed", crash.handle(exc, f"showing the result of {self.task.name}"))
+            crash.mark_reported(exc)
+            raise
 
     @Slot(str)
     def on_failed(self, text: str) -> None:
