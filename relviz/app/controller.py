@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
 from relviz.app import exporting
+from relviz.app.messages import EXPORT, INPUT, MODEL, RUN
 from relviz.app.settings import Settings
 from relviz.app.state import AppState, ModelInfo
 from relviz.app.workers import Runner, Task, TaskContext
@@ -59,8 +60,27 @@ def _zoo_listing(ctx: TaskContext) -> dict[str, Any]:
     from relviz.core.devices import resolve_device, supported_precisions
 
     devices = ["auto", *available_devices()]
-    precisions = {d: supported_precisions(resolve_device(d)) for d in devices}
-    return {"zoo": entries, "devices": devices, "precisions": precisions}
+    resolved = {d: resolve_device(d) for d in devices}
+    precisions = {d: supported_precisions(dev) for d, dev in resolved.items()}
+    by_family = {
+        name: {d: family_precisions(fam, dev, precisions[d]) for d, dev in resolved.items()}
+        for name, fam in zoo.families().items()
+    }
+    return {"zoo": entries, "devices": devices, "precisions": precisions, "family_precisions": by_family}
+
+
+def family_precisions(family, device, fallback: list[str]) -> list[str]:
+    """The precisions ``family`` supports on ``device``: the family's own answer where it gives one
+    (``Family.supported_precisions``), else the device's; fp32 always comes first."""
+    method = getattr(family, "supported_precisions", None)
+    if not callable(method):
+        return list(fallback)
+    try:
+        names = [str(n) for n in method(device)]
+    except Exception:  # noqa: BLE001 — a family that cannot say offers what the device offers
+        return list(fallback)
+    names = [n for n in dict.fromkeys(names) if n in ("fp32", "fp16", "bf16")]
+    return ["fp32", *[n for n in names if n != "fp32"]]
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -228,7 +248,7 @@ def _video_step(
 
 
 def _read_image(ctx: TaskContext, path: str) -> np.ndarray:
-    from relviz.core.images import read_image
+    from relviz.core.images import read_image  # refuses an image over the pixel limit from its header
 
     return read_image(path)
 
@@ -263,6 +283,18 @@ def _load_trace(ctx: TaskContext, path: str) -> tuple[Trace, np.ndarray | None]:
     return trace, image
 
 
+def _problem(path: Path, exc: BaseException) -> str:
+    """One sentence for a path that cannot be used: a RelvizError's own, or what the system said."""
+    if isinstance(exc, RelvizError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        reason = exc.strerror or type(exc).__name__
+        if exc.errno == 40:  # ELOOP
+            reason = "a symbolic link that points back to itself"
+        return f"relviz cannot read {path}: {reason}"
+    return f"relviz cannot open {path}: {exc}"
+
+
 # -- the controller (UI thread) ----------------------------------------------------------------------
 
 
@@ -284,6 +316,7 @@ class Controller(QObject):
         self._play_t0 = 0.0
         self._play_f0 = 0
         self._generation = 0  # bumps when the input changes; results of older inputs are dropped
+        self._shown_generation = -1  # the input generation whose model results are on screen
         self.results = 0  # results drawn
         self.started = False
         self._traces_opening = 0
@@ -312,7 +345,12 @@ class Controller(QObject):
         cancelled=None,
         busy: bool = True,
         progress: bool = True,
+        topic: str | None = None,
+        request: int | None = None,
     ) -> Task:
+        """Run ``fn`` in a worker; its failure and notes are messages on ``topic`` from ``request``
+        (the current request when None), so they stay on screen by the rule in relviz.app.messages."""
+        req = self.state.messages.request if request is None else request
         if busy:
             self._busy_names.append(name)
             self.state.set_busy(True, name)
@@ -327,7 +365,7 @@ class Controller(QObject):
                 self.state.set_busy(False)
 
         def on_failed(text: str) -> None:
-            self.state.info(text, "error")
+            self.state.info(text, "error", topic, req)
             if failed is not None:
                 failed(text)
 
@@ -339,7 +377,7 @@ class Controller(QObject):
             failed=on_failed,
             finished=finished,
             progress=(lambda p, t: self.state.progress.emit(p, t)) if progress else None,
-            note=lambda text, level: self.state.info(text, level),
+            note=lambda text, level: self.state.info(text, level, topic, req),
             cancelled=lambda: (self.state.info(f"cancelled {name}", "info"), cancelled and cancelled()),
         )
 
@@ -351,13 +389,22 @@ class Controller(QObject):
     def _loading(self) -> bool:
         return self._pending_loads > 0
 
-    def _load_finished(self) -> None:
-        """A zoo listing or model load ended; a run asked for meanwhile happens now (or is dropped)."""
+    def _load_finished(self, refused: bool = False) -> None:
+        """A zoo listing or model load ended; a run asked for meanwhile happens now (or is dropped).
+
+        After a ``refused`` load the previous model is not run again on an input whose results are
+        already shown: nothing changed, and a re-run would look as if the new model had worked."""
         self._pending_loads = max(self._pending_loads - 1, 0)
+        if refused and self._results_current():
+            self._run_after_load = False
         if self._pending_loads == 0 and self._run_after_load:
             self._run_after_load = False
             if self.loaded is not None and self.state.source_path is not None and self.state.source_kind != "trace":
                 self.run()
+
+    def _results_current(self) -> bool:
+        """The model's results for the input now open are on screen."""
+        return self.state.trace is not None and self._shown_generation == self._generation
 
     def cancel(self) -> None:
         self.play(False)
@@ -376,6 +423,8 @@ class Controller(QObject):
         """Import the zoo behind the shown window, load a model, open ``paths`` (or the demo scene)."""
         self._pending_loads += 1
         self.started = True
+        # one request: what start-up says about the paths and the model stays until the user acts
+        req = self.state.begin_request()
 
         def done(info: dict[str, Any]) -> None:
             self.zoo_ready = True
@@ -383,12 +432,13 @@ class Controller(QObject):
             self.state.zoo = info["zoo"]
             self.state.devices = info["devices"]
             self.state.precisions_by_device = info["precisions"]
+            self.state.precisions_by_family = info.get("family_precisions", {})
             if self.settings is not None:  # the Model panel preselects the last choice
                 self.state.choice_hint = self.settings.model_choice()
             self.state.zooChanged.emit()
-            choice = self._initial_choice(model, device)
+            choice = self._initial_choice(model, device, req)
             if choice is not None:
-                self.load_model(choice)
+                self.load_model(choice, req)
             self._load_finished()
             if choice is None:
                 if model is None and self.loaded is None and not self._loading:
@@ -397,40 +447,51 @@ class Controller(QObject):
                         "no model loaded: the bundled demo weights are not installed yet — choose a "
                         "model (random weights) or open a checkpoint",
                         "info" if trace_open else "warning",
+                        MODEL,
+                        req,
                     )
 
         def failed(text: str) -> None:
             self._load_finished()
             self.state.zooChanged.emit()
 
-        self._start("loading the model zoo", _zoo_listing, done=done, failed=failed)
+        self._start("loading the model zoo", _zoo_listing, done=done, failed=failed, topic=MODEL, request=req)
         if paths:
-            self.open_paths(paths)
+            self.open_paths(paths, req)
         else:
             demo = self._demo_scene()
             if demo is not None:
-                self.open_paths([str(demo)])
+                self.open_paths([str(demo)], req)
 
-    def _initial_choice(self, model: str | None, device: str | None) -> dict[str, Any] | None:
+    def _initial_choice(
+        self, model: str | None, device: str | None, request: int | None = None
+    ) -> dict[str, Any] | None:
         entries = {e["name"]: e for e in self.state.zoo}
         saved = self.settings.model_choice() if self.settings else {}
         dev = device or saved.get("device") or "auto"
         if dev not in self.state.devices:
             if device:
                 self.state.info(
-                    f"device {device!r} is not present here ({', '.join(self.state.devices)}); using auto", "warning"
+                    f"device {device!r} is not present here ({', '.join(self.state.devices)}); using auto",
+                    "warning",
+                    MODEL,
+                    request,
                 )
             dev = "auto"
         if model:
             entry = entries.get(model)
             if entry is None:
-                self.state.info(f"unknown model {model!r}; the zoo has: {', '.join(entries) or 'none'}", "error")
+                self.state.info(
+                    f"unknown model {model!r}; the zoo has: {', '.join(entries) or 'none'}", "error", MODEL, request
+                )
                 return None
             if not entry["has_weights"]:
                 self.state.info(
                     f"{model} has no bundled weights: running it with seeded random weights "
                     "(open a checkpoint for trained ones)",
                     "warning",
+                    MODEL,
+                    request,
                 )
             return {
                 "name": model,
@@ -440,12 +501,10 @@ class Controller(QObject):
             }
         name = saved.get("name")
         if name in entries and entries[name]["has_weights"] and saved.get("weights") in ("bundled", ""):
-            return {
-                "name": name,
-                "weights": "bundled",
-                "device": dev,
-                "precision": saved.get("precision") or "fp32",
-            }
+            precision = saved.get("precision") or "fp32"
+            if precision not in self.state.precisions_for(entries[name].get("family"), dev):
+                precision = "fp32"  # saved for another device, or the family does not run it
+            return {"name": name, "weights": "bundled", "device": dev, "precision": precision}
         bundled = [name for name, entry in entries.items() if entry["has_weights"]]
         for name in (*PREFERRED_DEMO_MODELS, *bundled):
             if name in bundled:
@@ -469,34 +528,34 @@ class Controller(QObject):
         return (scenes or images or [None])[0]
 
     # -- opening -------------------------------------------------------------------------------------
-    def open_paths(self, paths: list[str]) -> None:
-        """Open what was dropped, chosen or given on the command line, through the one reader registry."""
+    def open_paths(self, paths: list[str], request: int | None = None) -> None:
+        """Open what was dropped, chosen or given on the command line, through the one reader registry.
+
+        Each path that cannot be opened gets its own message; the others open (one request: the
+        messages of the bad ones stay while the good ones open)."""
+        req = self.state.begin_request() if request is None else request
         items: list[Path] = []
-        for raw in paths:
-            path = Path(raw)
+        for raw in paths if isinstance(paths, (list, tuple)) else [paths]:
+            path = Path(str(raw))
             try:
                 kind = classify(path)
-            except RelvizError as exc:
-                self.state.info(str(exc), "error")
+                if kind == InputKind.FOLDER:
+                    items.extend(folder_items(path))
+            except (RelvizError, OSError) as exc:
+                self.state.info(_problem(path, exc), "error", INPUT, req)
                 continue
             if kind == InputKind.CHECKPOINT:
-                self.load_model(
-                    {"name": None, "weights": str(path), "device": self._device_choice(), "precision": "fp32"}
-                )
+                choice = {"name": None, "weights": str(path), "device": self._device_choice(), "precision": "fp32"}
+                self.load_model(choice, req)
             elif kind == InputKind.TRACE:
-                self._open_trace(path)
-            elif kind == InputKind.FOLDER:
-                try:
-                    items.extend(folder_items(path))
-                except RelvizError as exc:
-                    self.state.info(str(exc), "error")
-            else:
+                self._open_trace(path, req)
+            elif kind != InputKind.FOLDER:
                 items.append(path)
             if self.settings is not None:
                 self.settings.add_recent(path)
         if items:
             self.state.set_items(items, 0)
-            self.open_item(0)
+            self.open_item(0, req)
 
     def _device_choice(self) -> str:
         if self.settings is not None:
@@ -506,9 +565,10 @@ class Controller(QObject):
     def step_item(self, delta: int) -> None:
         n = len(self.state.items)
         if n > 1:
-            self.open_item((self.state.item_index + delta) % n)
+            self.open_item((self.state.item_index + delta) % n, self.state.begin_request())
 
-    def open_item(self, index: int) -> None:
+    def open_item(self, index: int, request: int | None = None) -> None:
+        req = self.state.begin_request() if request is None else request
         path = self.state.items[index]
         self.state.item_index = index
         self.state.itemsChanged.emit()
@@ -517,8 +577,8 @@ class Controller(QObject):
         self.play(False)
         try:
             kind = classify(path)
-        except RelvizError as exc:
-            self.state.info(str(exc), "error")
+        except (RelvizError, OSError) as exc:  # gone, or unreadable, since the folder was listed
+            self.state.info(_problem(path, exc), "error", INPUT, req)
             return
         if kind == InputKind.IMAGE:
 
@@ -529,13 +589,15 @@ class Controller(QObject):
                 self.state.set_image(image, path, "image")
                 self.state.set_trace(None)
                 self.state.select(frame=0, point=None)
-                self.state.info(f"opened {path.name} ({image.shape[1]}×{image.shape[0]})")
+                self.state.success(f"opened {path.name} ({image.shape[1]}×{image.shape[0]})", INPUT, req)
                 if self.loaded is not None or self._loading:
                     self.run()
                 else:
                     self.results += 1  # nothing more will come: the image is the result
 
-            self._start(f"reading {path.name}", _read_image, str(path), pool="io", done=done)
+            self._start(
+                f"reading {path.name}", _read_image, str(path), pool="io", done=done, topic=INPUT, request=req
+            )
         elif kind == InputKind.VIDEO:
 
             def done_video(result) -> None:
@@ -551,13 +613,17 @@ class Controller(QObject):
                 self.state.set_trace(None)
                 self.state.select(frame=0, point=None)
                 self.state.videoChanged.emit()
-                self.state.info(f"opened {path.name}: {len(video.reader)} frames at {video.reader.fps:.3g} fps")
+                n = len(video.reader)
+                what = "1 frame" if n == 1 else f"{n} frames at {video.reader.fps:.3g} fps"
+                self.state.success(f"opened {path.name}: {what}", INPUT, req)
                 if self.loaded is not None or self._loading:
                     self.run()
                 else:
                     self.results += 1
 
-            self._start(f"opening {path.name}", _open_video, str(path), done=done_video)
+            self._start(f"opening {path.name}", _open_video, str(path), done=done_video, topic=INPUT, request=req)
+        else:
+            self.state.info(f"{path.name} is a {kind.value}, not an image or a video", "error", INPUT, req)
 
     def _close_video(self) -> None:
         if self.video is not None:
@@ -569,7 +635,8 @@ class Controller(QObject):
             self.state.video_frames = 0
             self.state.videoChanged.emit()
 
-    def _open_trace(self, path: Path) -> None:
+    def _open_trace(self, path: Path, request: int | None = None) -> None:
+        req = self.state.begin_request() if request is None else request
         self._generation += 1
         gen = self._generation
         self._traces_opening += 1
@@ -586,14 +653,22 @@ class Controller(QObject):
             self.state.set_image(image, path, "trace")
             self.state.set_trace(trace)
             self.results += 1
-            self.state.info(
-                f"opened trace {path.name} ({trace.family or 'unknown family'}, {len(trace.names())} tensors)"
+            self.state.success(
+                f"opened trace {path.name} ({trace.family or 'unknown family'}, {len(trace.names())} tensors)",
+                INPUT,
+                req,
             )
 
-        self._start(f"reading {path.name}", _load_trace, str(path), pool="io", done=done, failed=failed)
+        name = f"reading {path.name}"
+        self._start(name, _load_trace, str(path), pool="io", done=done, failed=failed, topic=INPUT, request=req)
 
     # -- model ---------------------------------------------------------------------------------------
-    def load_model(self, choice: dict[str, Any]) -> None:
+    def load_model(self, choice: dict[str, Any], request: int | None = None) -> None:
+        """Load a zoo model or a checkpoint in the model worker, then run it on what is open.
+
+        A load that is refused leaves the previous model loaded, its results on screen and not re-run;
+        the error stays, and the status bar and the Model panel say which model is still loaded."""
+        req = self.state.begin_request() if request is None else request
         self._pending_loads += 1
         if self.state.image is not None and self.state.source_kind != "trace":
             self._run_after_load = True
@@ -612,8 +687,9 @@ class Controller(QObject):
                 .replace("float16", "fp16"),
                 loaded.family.name,
             )
+            self.state.model_note = ""
             self.state.modelChanged.emit()
-            self.state.info(f"loaded {self.state.model.describe()}")
+            self.state.success(f"loaded {self.state.model.describe()}", MODEL, req)
             if self.settings is not None:
                 self.settings.save_model_choice(
                     {
@@ -626,21 +702,31 @@ class Controller(QObject):
             self._load_finished()
 
         def failed(text: str) -> None:
-            self._load_finished()
+            if self.loaded is not None:
+                weights = choice.get("weights")
+                what = Path(str(weights)).name if weights not in (None, "bundled", "none") else choice.get("name")
+                what = what or "the model"
+                self.state.model_note = f"{what} was refused; the previous model is still loaded"
+                self.state.modelChanged.emit()
+                self.state.info(f"{what} was refused; still loaded: {self.state.model.describe()}", "info", MODEL, req)
+            self._load_finished(refused=True)
 
-        self._start("loading the model", _load_model, dict(choice), done=done, failed=failed)
+        self._start("loading the model", _load_model, dict(choice), done=done, failed=failed, topic=MODEL, request=req)
 
     def run(self) -> None:
         """Run the model on the current image or video frame."""
+        req = self.state.begin_request()
         if self.loaded is None:
             if self._loading:
                 self._run_after_load = True
                 return
-            self.state.info("no model loaded: choose a model and press Load model, or open a checkpoint", "warning")
+            self.state.info(
+                "no model loaded: choose a model and press Load model, or open a checkpoint", "warning", MODEL, req
+            )
             return
         path = self.state.source_path
         if path is None or self.state.source_kind == "trace":
-            self.state.info("open an image or a video to run the model on", "warning")
+            self.state.info("open an image or a video to run the model on", "warning", INPUT, req)
             return
         if self.state.source_kind == "video":
             self.request_frame(self.state.sel.frame)
@@ -653,12 +739,15 @@ class Controller(QObject):
             if trace.image is not None and self.state.image is None:
                 self.state.set_image(trace.image, path, "image")
             self.state.set_trace(trace)
+            self._shown_generation = gen
             self.results += 1
             n = len(trace["detections/boxes"]) if "detections/boxes" in trace else 0
-            self.state.info(
+            self.state.success(
                 f"{self.loaded.name} on {path.name}: {n} detections"
                 if "detections/boxes" in trace
-                else f"{self.loaded.name} on {path.name}: done"
+                else f"{self.loaded.name} on {path.name}: done",
+                RUN,
+                req,
             )
             self._sync_device_info()
 
@@ -673,6 +762,8 @@ class Controller(QObject):
             self.run_choice(),
             done=done,
             failed=failed,
+            topic=RUN,
+            request=req,
         )
 
     def run_choice(self) -> RunChoice:
@@ -703,8 +794,8 @@ class Controller(QObject):
 
         def done(result) -> None:
             index, image, trace, note, frames = result
-            if note:
-                self.state.info(note, "warning")
+            if note:  # the file ends early, or the GPU ran out of memory and the model moved to the CPU
+                self.state.info(note, "warning", INPUT if image is None else MODEL)
                 self._sync_device_info()
             if image is None:  # the file ends early: shrink the timeline and show its last frame
                 self.play(False)
@@ -719,6 +810,7 @@ class Controller(QObject):
                 self.state.set_image(image, self.state.source_path, "video")
                 if trace is not None:
                     self.state.set_trace(trace, follow=self.state.trace is not None)
+                    self._shown_generation = gen
                 self.results += 1
                 self.shown_frames += 1
             self._next_frame()
@@ -742,6 +834,7 @@ class Controller(QObject):
             cancelled=lambda: self._next_frame(),
             busy=False,
             progress=False,
+            topic=RUN,
         )
 
     def _next_frame(self) -> None:
@@ -779,56 +872,40 @@ class Controller(QObject):
 
     # -- export --------------------------------------------------------------------------------------
     def export(self, kind: str, options: dict[str, Any]) -> None:
+        req = self.state.begin_request()
         trace = self.state.trace
         path = options.get("path", "")
         if kind in ("figure", "trace") and trace is None:
-            self.state.info("nothing to export yet: run a model or open a trace first", "warning")
+            self.state.info("nothing to export yet: run a model or open a trace first", "warning", EXPORT, req)
             return
         try:
             from relviz.core.atomic import check_writable
 
             check_writable(path)
-        except RelvizError as exc:
-            self.state.info(str(exc), "error")
+        except (RelvizError, OSError) as exc:
+            self.state.info(_problem(Path(str(path)), exc), "error", EXPORT, req)
             return
         if self.settings is not None:
             self.settings.save_export_dir(str(Path(path).parent))
+
+        def wrote(p: str) -> None:
+            self.state.success(f"wrote {p}", EXPORT, req)
+
+        name = f"exporting {Path(path).name}"
         if kind == "figure":
             args = (trace, options, self.state.sel, self._recipe_input())
-            self._start(
-                f"exporting {Path(path).name}",
-                exporting.export_figure,
-                *args,
-                pool="io",
-                done=lambda p: self.state.info(f"wrote {p}"),
-            )
+            self._start(name, exporting.export_figure, *args, pool="io", done=wrote, topic=EXPORT, request=req)
         elif kind == "trace":
-            self._start(
-                f"exporting {Path(path).name}",
-                exporting.export_trace,
-                trace,
-                path,
-                pool="io",
-                done=lambda p: self.state.info(f"wrote {p}"),
-            )
+            self._start(name, exporting.export_trace, trace, path, pool="io", done=wrote, topic=EXPORT, request=req)
         elif kind == "video":
             if self.state.source_kind != "video" or self.state.source_path is None:
-                self.state.info("export video needs an open video", "warning")
+                self.state.info("export video needs an open video", "warning", EXPORT, req)
                 return
             self.play(False)
-            self._start(
-                f"exporting {Path(path).name}",
-                exporting.export_video,
-                str(self.state.source_path),
-                path,
-                self.loaded,
-                self.run_choice(),
-                self.state.sel,
-                options,
-                done=lambda p: self.state.info(f"wrote {p}"),
-            )
+            args = (str(self.state.source_path), path, self.loaded, self.run_choice(), self.state.sel, options)
+            self._start(name, exporting.export_video, *args, done=wrote, topic=EXPORT, request=req)
         else:
-            self.state.info(f"unknown export kind {kind!r}", "error")
+            self.state.info(f"unknown export kind {kind!r}", "error", EXPORT, req)
 
     def _recipe_input(self) -> dict[str, Any]:
         """Where the shown trace came from, for the export recipe."""

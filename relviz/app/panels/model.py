@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -85,6 +87,7 @@ class ModelPanel(QWidget):
         self.zoo.currentIndexChanged.connect(self._on_zoo)
         self.load.clicked.connect(self.request_load)
         self.device.currentTextChanged.connect(lambda _: self._on_device())
+        self.weights.currentIndexChanged.connect(lambda _: self._on_device())
         self.open_ckpt.clicked.connect(self._open_checkpoint)
         self.run.clicked.connect(state.runRequested.emit)
         self.cancel.clicked.connect(state.cancelRequested.emit)
@@ -123,13 +126,31 @@ class ModelPanel(QWidget):
         self.device.blockSignals(False)
         self._on_device()
 
+    def chosen_family(self) -> str | None:
+        """The family of what Load model would load: the zoo entry's, the loaded checkpoint's, or None for
+        a checkpoint whose family is known only once it is read."""
+        weights = self.weights.currentData()
+        if weights in (BUNDLED, RANDOM):
+            name = self.zoo.currentData()
+            entry = next((e for e in self.state.zoo if e["name"] == name), None)
+            return entry.get("family") if entry else None
+        if weights and weights == self.state.model.weights:
+            return self.state.model.family or None
+        return None
+
     def _on_device(self) -> None:
-        """Only the precisions the chosen device runs well (fp16 on GPUs, bf16 on CPUs and recent GPUs)."""
-        options = self.state.precisions_by_device.get(self.device.currentText() or "auto", self.state.precisions)
+        """Only the precisions the chosen family runs on the chosen device (``Family.supported_precisions``;
+        for the device alone: fp16 on GPUs, bf16 on CPUs and recent GPUs)."""
+        options = self.state.precisions_for(self.chosen_family(), self.device.currentText() or "auto")
         prec = self.precision.currentText() or "fp32"
+        self.precision.blockSignals(True)
         self.precision.clear()
         self.precision.addItems(options)
         self.precision.setCurrentText(prec if prec in options else "fp32")
+        self.precision.blockSignals(False)
+
+    def precision_options(self) -> list[str]:
+        return [self.precision.itemText(i) for i in range(self.precision.count())]
 
     def _on_zoo(self) -> None:
         name = self.zoo.currentData()
@@ -142,6 +163,7 @@ class ModelPanel(QWidget):
         if self._checkpoint:
             self.weights.addItem(f"checkpoint: {self._checkpoint}", self._checkpoint)
         self.load.setEnabled(entry is not None or bool(self._checkpoint))
+        self._on_device()
 
     def _on_model(self) -> None:
         info = self.state.model
@@ -156,11 +178,14 @@ class ModelPanel(QWidget):
             self.zoo.blockSignals(False)
             self._on_zoo()
             self.weights.setCurrentIndex(max(self.weights.findData(info.weights), 0))
-        self.status.setText(
-            f"<b>{info.describe()}</b>"
+        text = (
+            f"<b>{html.escape(info.describe())}</b>"
             if info.name
             else "<b>no model loaded</b> — choose one and press Load model, or open a checkpoint"
         )
+        if self.state.model_note:
+            text += f"<br><span style='color:#e0a030'>{html.escape(self.state.model_note)}</span>"
+        self.status.setText(text)
         if info.device:
             self.device.setCurrentText(info.device if info.device in self.state.devices else "auto")
         self.run.setEnabled(bool(info.name))
