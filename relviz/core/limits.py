@@ -50,3 +50,17 @@ def max_image_pixels() -> int:
 def max_model_input_pixels() -> int:
     """Raised in proportion when the user raises the image limit on purpose."""
     return max(MAX_MODEL_INPUT_PIXELS, int(MAX_MODEL_INPUT_PIXELS * max_image_pixels() / MAX_IMAGE_PIXELS))
+
+
+#: archives (torch.save zip files, and .npz unless the caller passes its own): members listed, and how many
+#: uncompressed bytes per compressed byte they may declare once they pass ZIP_RATIO_FREE_BYTES (a zip bomb claims
+#: a thousand; torch.save stores its members uncompressed)
+MAX_ZIP_MEMBERS = 100_000
+MAX_COMPRESSION_RATIO = 100
+ZIP_RATIO_FREE_BYTES = 64_000_000
+#: checkpoints: the pickle that describes a torch.save file (data.pkl, or the legacy format's pickles; an official
+#: DETR training checkpoint needs well under 1 MB), a safetensors header, and the tensors and names of a state dict
+MAX_PICKLE_BYTES = 16_000_000
+MAX_SAFETENSORS_HEADER_BYTES = 16_000_000
+MAX_STATE_DICT_KEYS = 20_000
+MAX_KEY_LENGTH = 512
