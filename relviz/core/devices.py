@@ -26,28 +26,35 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         return torch.device(available_devices()[0])
+    shown = repr(spec if len(spec) <= 40 else spec[:39] + "…")
     try:
         device = torch.device(spec)
-    except RuntimeError:
-        raise BadInputError(f"unknown device {spec!r}; use auto, cpu, mps, cuda or cuda:N") from None
+    except (RuntimeError, ValueError):
+        raise BadInputError(f"unknown device {shown}; use auto, cpu, mps, cuda or cuda:N") from None
     present = available_devices()
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise BadInputError(f"device {spec!r} asked for, but this machine has no CUDA GPU (devices: "
+            raise BadInputError(f"device {shown} asked for, but this machine has no CUDA GPU (devices: "
                                 f"{', '.join(present)})")
         index = 0 if device.index is None else device.index
         if index >= torch.cuda.device_count():
-            raise BadInputError(f"device {spec!r} does not exist; this machine has {', '.join(present)}")
+            raise BadInputError(f"device {shown} does not exist; this machine has {', '.join(present)}")
         return torch.device("cuda", index)
     if device.type == "mps" and "mps" not in present:
         raise BadInputError(f"device 'mps' asked for, but it is not available (devices: {', '.join(present)})")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise BadInputError(f"unsupported device {spec!r}; use auto, cpu, mps, cuda or cuda:N")
+    if device.type == "cpu":
+        return torch.device("cpu")  # one CPU device: 'cpu:N' is the same one
+    if device.type not in ("cuda", "mps"):
+        raise BadInputError(f"unsupported device {shown}; use auto, cpu, mps, cuda or cuda:N")
     return device
 
 
 def supported_precisions(device: torch.device) -> list[str]:
-    """Precisions that run well on ``device``: fp32 always; bf16 on CPU and recent GPUs; fp16 on GPUs."""
+    """Precisions that run well on ``device``: fp32 always; bf16 on CPU and recent GPUs; fp16 on GPUs.
+
+    This is what the device offers; a model family may run on fewer (``Family.supported_precisions``: the
+    detectors' torchvision NMS and RoIAlign have no bf16 or fp16 kernels on the CPU).
+    """
     if device.type == "cuda":
         names = ["fp32", "fp16"]
         if torch.cuda.is_bf16_supported():
