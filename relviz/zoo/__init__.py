@@ -9,17 +9,21 @@ else — the command line, the application, the benchmarks — goes through :fun
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from relviz.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, sha256_of
-from relviz.core.devices import resolve_device, resolve_precision
-from relviz.core.errors import BadInputError
+from relviz.core import devices, limits
+from relviz.core.checkpoint import Checkpoint, CheckpointError, compare_state_dict, load_checkpoint, sha256_of
+from relviz.core.errors import BadInputError, RelvizError
 from relviz.core.trace import Trace
+
+if TYPE_CHECKING:
+    from relviz.zoo.bounds import FamilyBounds
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
@@ -90,6 +94,16 @@ class Family:
     def default_config(self) -> dict[str, Any]:
         return {}
 
+    def supported_precisions(self, device: torch.device) -> list[str]:
+        """The precisions this family runs in on ``device`` (default: all the device offers)."""
+        return devices.supported_precisions(device)
+
+    def config_bounds(self) -> FamilyBounds | None:
+        """The family's table of setting bounds (:mod:`relviz.zoo.bounds`), or None for none."""
+        from relviz.zoo.bounds import BOUNDS
+
+        return BOUNDS.get(self.name)
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -152,11 +166,51 @@ def guess_family(state_dict: dict[str, torch.Tensor]) -> tuple[str, float]:
     return best, scores[best]
 
 
+def meta_module(family: Family, config: dict[str, Any]) -> torch.nn.Module:
+    """The architecture built on the meta device: every shape, no memory, no initialisation cost."""
+    try:
+        with torch.device("meta"):
+            return family.build(config)
+    except RelvizError:
+        raise
+    except (ValueError, TypeError, AssertionError, RuntimeError, KeyError, IndexError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise BadInputError(f"{family.name} models cannot be built with {_summary(config)}: {first}") from None
+
+
 def count_parameters(family: Family, config: dict[str, Any]) -> int:
     """Parameter count of an architecture, built on the meta device (no memory, no init cost)."""
-    with torch.device("meta"):
-        module = family.build(config)
-    return sum(p.numel() for p in module.parameters())
+    return sum(p.numel() for p in meta_module(family, config).parameters())
+
+
+def check_config(family: Family, config: dict[str, Any], origin: Callable[[str], str] | None = None,
+                 what: str = "the architecture") -> torch.nn.Module:
+    """Check ``config`` before anything is built; returns the architecture on the meta device.
+
+    First every setting against the family's bounds (:mod:`relviz.zoo.bounds`; ``origin(key)`` says where a
+    setting came from, for the sentence) — cheap, and it must come first: even on the meta device a declared
+    20,001-layer DETR takes about a minute to build.  Then the parameter count, from the meta module, against
+    :data:`relviz.core.limits.MAX_PARAMETERS`.  ``what`` names the architecture in that sentence.
+    """
+    bounds = family.config_bounds()
+    if bounds is not None:
+        bounds.check(family.name, config, origin or (lambda key: "given"))
+    module = meta_module(family, config)
+    n = sum(p.numel() for p in module.parameters())
+    if n > limits.MAX_PARAMETERS:
+        raise BadInputError(f"{what} ({family.name}: {_summary(config)}) has {n:,} parameters; relviz builds "
+                            f"models of at most {limits.MAX_PARAMETERS:,}")
+    return module
+
+
+def check_precision(family: Family, precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of ``precision`` once ``family`` runs in it on ``device``; else one sentence listing those that do."""
+    name = (precision or "fp32").lower()
+    working = family.supported_precisions(device)
+    if name in devices.PRECISIONS and name not in working:
+        raise BadInputError(f"{family.name} models do not run in {name} on {device}; precisions that work there: "
+                            f"{', '.join(working)}")
+    return devices.resolve_precision(name, device)
 
 
 @contextlib.contextmanager
@@ -169,11 +223,9 @@ def _seeded(seed: int):
         torch.random.set_rng_state(state)
 
 
-def _load_into(family: Family, config: dict[str, Any], ckpt: Checkpoint, what: str) -> torch.nn.Module:
-    from relviz.core.checkpoint import compare_state_dict
-
-    module = family.build(config)
-    report = compare_state_dict(module, ckpt.state_dict)
+def _check_fit(family: Family, config: dict[str, Any], ckpt: Checkpoint, meta: torch.nn.Module, what: str) -> None:
+    """The state dict against the architecture's shapes, compared on the meta module: nothing is built yet."""
+    report = compare_state_dict(meta, ckpt.state_dict)
     if not report.ok:
         guess, score = guess_family(ckpt.state_dict)
         hint = ""
@@ -181,14 +233,62 @@ def _load_into(family: Family, config: dict[str, Any], ckpt: Checkpoint, what: s
             hint = f" It looks like a {guess} checkpoint instead."
         elif score < 0.5:
             hint = " It does not look like any family relviz knows."
-        raise CheckpointError(f"{what} does not fit {family.name} ({config_summary(config)}): "
+        raise CheckpointError(f"{what} does not fit {family.name} ({_summary(config)}): "
                               f"{report.describe()}.{hint}")
+
+
+def _load_into(family: Family, config: dict[str, Any], ckpt: Checkpoint) -> torch.nn.Module:
+    module = family.build(config)
     module.load_state_dict(ckpt.state_dict, strict=True)
     return module
 
 
 def config_summary(config: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, (dict, list)))
+
+
+def _summary(config: dict[str, Any], limit: int = 240) -> str:
+    """config_summary, shortened for a one-line message."""
+    text = config_summary(config)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _infer_config(family: Family, ckpt: Checkpoint, overrides: dict[str, Any], name: str) -> dict[str, Any]:
+    """``family.config_from_checkpoint``, with a state dict that lacks what the family reads said in a sentence."""
+    try:
+        return family.config_from_checkpoint(ckpt, overrides)
+    except RelvizError:
+        raise
+    except KeyError as exc:
+        raise CheckpointError(f"{name} is not a complete {family.name} state dict (it lacks "
+                              f"{str(exc.args[0] if exc.args else exc)[:120]})") from None
+    except (IndexError, TypeError, ValueError, ZeroDivisionError, AttributeError, OverflowError) as exc:
+        raise CheckpointError(f"{name} is not a {family.name} state dict relviz can read "
+                              f"({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
+
+
+_FLAGS = {"nheads": "--heads", "dilation": "--dilation"}
+
+
+def _origin(family: Family, overrides: dict[str, Any], inferred: dict[str, Any], source: str,
+            entry: ModelEntry | None) -> Callable[[str], str]:
+    """Where each setting came from: a command-line flag, the checkpoint, the zoo entry or the family's default."""
+    bounds = family.config_bounds()
+    given_as = {used: given for given, used in (bounds.aliases if bounds else {}).items() if given in overrides}
+
+    def origin(key: str) -> str:
+        key = given_as.get(key, key)  # the relation detectors take --heads (nheads) as heads
+        if key in overrides:
+            return f"from {_FLAGS.get(key, '--config')}"
+        if key in inferred:
+            return source
+        if entry is not None and key in entry.config:
+            return f"of model {entry.name}"
+        return "the default"
+
+    return origin
 
 
 def load_model(
@@ -208,8 +308,7 @@ def load_model(
       and its config is inferred from the state dict (``overrides`` fill in what weights cannot tell).
     """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    dev = resolve_device(device)
-    dtype = resolve_precision(precision, dev)
+    dev = devices.resolve_device(device)
     entry = get_model(name) if name else None
     weights_str = None if weights is None else str(weights)
 
@@ -217,7 +316,9 @@ def load_model(
         if entry is None:
             raise BadInputError("--weights none needs --model NAME to say which architecture to build")
         fam = get_family(entry.family)
+        dtype = check_precision(fam, precision, dev)
         config = {**fam.default_config(), **entry.config, **overrides}
+        check_config(fam, config, _origin(fam, overrides, {}, "", entry), f"model {entry.name}")
         with _seeded(seed):
             module = fam.build(config)
         loaded = LoadedModel(fam, entry.name, module, config, dev, dtype, None, "none")
@@ -236,12 +337,12 @@ def load_model(
         else:
             path = Path(weights_str)
             source = str(path)
+        named = family or (entry.family if entry is not None else None)
+        fam = get_family(named) if named else None
+        if fam is not None:  # refuse a precision the family cannot run in before the file is read
+            check_precision(fam, precision, dev)
         ckpt = load_checkpoint(path)
-        if family:
-            fam = get_family(family)
-        elif entry is not None:
-            fam = get_family(entry.family)
-        else:
+        if fam is None:
             guess, score = guess_family(ckpt.state_dict)
             if score < 0.5:
                 raise CheckpointError(
@@ -249,9 +350,14 @@ def load_model(
                     f"({', '.join(sorted(_FAMILIES))}); pass --family if it is one"
                 )
             fam = get_family(guess)
+        dtype = check_precision(fam, precision, dev)
         base = {**fam.default_config(), **(entry.config if entry is not None else {})}
-        config = {**base, **fam.config_from_checkpoint(ckpt, overrides)}
-        module = _load_into(fam, config, ckpt, path.name)
+        inferred = _infer_config(fam, ckpt, overrides, path.name)
+        config = {**base, **inferred}
+        origin = _origin(fam, overrides, inferred, f"read from {path.name}", entry)
+        meta = check_config(fam, config, origin, f"the architecture {path.name} declares")
+        _check_fit(fam, config, ckpt, meta, path.name)
+        module = _load_into(fam, config, ckpt)
         loaded = LoadedModel(fam, entry.name if entry else path.stem, module, config, dev, dtype, ckpt, source)
     loaded.module.eval()
     try:
