@@ -375,8 +375,8 @@ def test_one_frame_video_is_valid_for_image_and_clip_models(tmp_path):
             video.frame(1)
     frames, source = read_inputs(one, "image", RunOptions())
     assert len(frames) == 1 and source["size"] == [64, 48]
-    frames, _ = read_inputs(one, "clip", RunOptions())  # a still: the family repeats it into a clip
-    assert len(frames) == 1
+    frames, source = read_inputs(one, "clip", RunOptions())  # a still: the family repeats it into a clip
+    assert len(frames) == 1 and source["still"] and source["frame"] == 0
     frames, _ = read_inputs(one, "clip", RunOptions(clip_length=4))
     assert len(frames) == 4 and all(f is frames[0] for f in frames)
 

@@ -132,14 +132,16 @@ def read_inputs(path: str | Path, input_kind: str, options) -> tuple[list[np.nda
                         "size": [image.shape[1], image.shape[0]]}
     if kind == InputKind.VIDEO:
         with VideoReader(path) as video:
+            source: dict[str, Any] = {"path": str(path), "kind": "video", "frame": frame, "fps": video.fps,
+                                      "stride": stride if input_kind == "clip" else getattr(options, "stride", 1)}
             if input_kind == "clip" and frame == 0 and video.declared_frames <= 1 and video.read(1) is None:
-                # a one-frame video is a still: run like an image (a static clip)
+                # a one-frame video is a still: run like an image (a static clip of frame 0)
                 frames = [video.frame(0)] * still
+                source["still"] = True
             elif input_kind == "clip":
                 frames = video.clip(frame, length, stride)
             else:
                 frames = [video.frame(frame)]
-            return frames, {"path": str(path), "kind": "video", "frame": frame,
-                            "size": [frames[0].shape[1], frames[0].shape[0]], "fps": video.fps,
-                            "stride": stride if input_kind == "clip" else getattr(options, "stride", 1)}
+            source["size"] = [frames[0].shape[1], frames[0].shape[0]]
+            return frames, source
     raise BadInputError(f"{shown(path.name)} is a {kind.value}, not an image or video to run a model on")
