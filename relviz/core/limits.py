@@ -52,6 +52,20 @@ def max_model_input_pixels() -> int:
     return max(MAX_MODEL_INPUT_PIXELS, int(MAX_MODEL_INPUT_PIXELS * max_image_pixels() / MAX_IMAGE_PIXELS))
 
 
+#: command-line options and recipe fields (checked by the schema in relviz.export before any work)
+MIN_RESIZE, MAX_RESIZE = 16, 4096  # model input's shorter side in pixels; 0 keeps the image's size
+MAX_HEADS = 64  # attention heads a model may be built with (--heads); head indices are 0..MAX_HEADS-1
+MAX_TOP_K = 1000  # strongest links or relations drawn (--top-k)
+MAX_RECIPE_BYTES = 1_000_000  # a recipe file, checked before it is parsed
+MAX_RECIPE_DEPTH = 16  # nesting of lists/objects in a recipe file
+MAX_POINTS = 32  # reference points of one figure (--point, repeatable)
+MAX_INDEX = 10_000_000  # object, frame and layer indices; a larger one is a typo, not an input
+MAX_COORDINATE = 1_000_000.0  # a point's x or y in image pixels
+MAX_SEED = 2**32 - 1
+MAX_SETTINGS = 64  # --config / --set entries; each a JSON scalar or a flat list of at most MAX_SETTING_ITEMS
+MAX_SETTING_ITEMS = 16
+MAX_PIXELS_OPTION = 10**12  # the largest value --max-pixels accepts (a sanity bound, not a promise)
+
 #: archives (torch.save zip files, and .npz unless the caller passes its own): members listed, and how many
 #: uncompressed bytes per compressed byte they may declare once they pass ZIP_RATIO_FREE_BYTES (a zip bomb claims
 #: a thousand; torch.save stores its members uncompressed)
