@@ -1,15 +1,27 @@
 """The ``relviz`` command: the application by default, and headless ``models``, ``trace``, ``export``
 and ``eval`` commands.
 
-Exit codes: 0 on success; 2 on bad input, with one sentence on stderr (never a traceback); 130 when
-interrupted.
+Exit codes: 0 on success; 2 on bad input, with one sentence on stderr (never a traceback), argparse's
+own refusals included; 1 on an internal error (a bug), with one line on stderr and the full report in
+a file of the user's cache folder; 130 when interrupted.
+
+Options are validated by the recipe schema of :mod:`relviz.export`: the command line builds a recipe
+(or, for ``trace``, its source) from the parsed options and validates it once, and an error names the
+option as it was typed (``--dpi 10000 is out of range (30..1200)``).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import platform
+import re
+import shlex
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +29,15 @@ from relviz import __version__
 from relviz.core.errors import BadInputError, RelvizError
 
 COMMANDS = ("gui", "models", "trace", "export", "eval")
+MAX_SETTING_TEXT = 256  # characters of one --config/--set value, before it is parsed as JSON
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's refusals as one line, ``relviz: error: ...``, exit code 2."""
+
+    def error(self, message: str):
+        text = _one_line(message)
+        self.exit(2, f"relviz: error: {text} (see `{self.prog} --help`)\n")
 
 
 # -- argument helpers -----------------------------------------------------------------------------
@@ -26,17 +47,20 @@ def _point(text: str) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y in image pixels, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected X,Y in image pixels, got {_shown(text)}") from None
     return x, y
 
 
 def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {_shown(text)}")
     key, value = text.split("=", 1)
+    if len(value) > MAX_SETTING_TEXT:
+        raise argparse.ArgumentTypeError(f"the value of {_shown(key.strip())} is longer than {MAX_SETTING_TEXT} "
+                                         "characters")
     try:
         parsed: Any = json.loads(value)
-    except json.JSONDecodeError:
+    except ValueError:
         parsed = value
     return key.strip(), parsed
 
@@ -82,8 +106,14 @@ def _add_view_arguments(p: argparse.ArgumentParser) -> None:
                    help="view-specific setting (repeatable)")
 
 
+def _add_max_pixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="largest image or video frame to read, in pixels (default 50,000,000); raise it on purpose "
+                        "for very large inputs")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relviz", description="Visual explorer for relation models.")
+    parser = ArgumentParser(prog="relviz", description="Visual explorer for relation models.")
     parser.add_argument("--version", action="version", version=f"relviz {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -92,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="zoo model to load")
     p.add_argument("--device", help="auto, cpu, mps, cuda or cuda:N")
     p.add_argument("--screenshot", help="save a PNG of the window once the first result is drawn, then exit")
+    _add_max_pixels(p)
 
     p = sub.add_parser("models", help="list the model zoo")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -99,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trace", help="run a model on an input and save its trace (.npz)")
     _add_model_arguments(p, required_input=True)
     p.add_argument("--out", required=True, help="trace file to write (.npz)")
+    _add_max_pixels(p)
 
     p = sub.add_parser("export", help="draw a figure (PNG/SVG/PDF) from a trace or a model run")
     p.add_argument("--trace", help="trace file (.npz) written by `relviz trace`")
@@ -108,12 +140,129 @@ def build_parser() -> argparse.ArgumentParser:
     _add_view_arguments(p)
     p.add_argument("--out", help="figure file: .png, .svg or .pdf")
     p.add_argument("--dpi", type=int, default=300)
+    _add_max_pixels(p)
 
     p = sub.add_parser("eval", help="evaluate a bundled demo model on fresh synthetic data")
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--n", type=int, default=200)
     return parser
+
+
+# -- options as recipe fields ---------------------------------------------------------------------
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as the user typed it, on one line and short."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        text = ",".join(_shown(v) for v in value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, default=str)
+    text = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _say(text: str) -> None:
+    """Print to stdout; a file name that is not valid text in its encoding is shown escaped."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
+
+
+def _one_line(message: str) -> str:
+    return re.sub(r"\s*[\r\n]+\s*", " ", str(message)).strip()
+
+
+_OPTION_NAMES = {  # recipe field -> the option it comes from
+    ("dpi",): "--dpi", ("view",): "--view", ("output",): "--out", ("trace",): "--trace",
+    ("options", "object"): "--object", ("options", "point"): "--point", ("options", "points"): "--point",
+    ("options", "frame"): "--frame", ("options", "layer"): "--layer", ("options", "head"): "--head",
+    ("options", "term"): "--term", ("options", "module"): "--module", ("options", "cmap"): "--cmap",
+    ("options", "width"): "--width", ("options", "height"): "--height", ("options", "top_k"): "--top-k",
+    ("options", "extra"): "--set", ("options", "colorbar"): "--no-colorbar",
+    ("options", "shared_range"): "--no-shared-range",
+    ("source", "model"): "--model", ("source", "weights"): "--weights", ("source", "family"): "--family",
+    ("source", "input"): "--input", ("source", "device"): "--device", ("source", "precision"): "--precision",
+    ("source", "resize"): "--resize", ("source", "threshold"): "--threshold", ("source", "frame"): "--frame",
+    ("source", "clip_length"): "--clip-length", ("source", "stride"): "--stride",
+    ("source", "overrides"): "--config", ("source", "seed"): "--seed",
+}
+
+
+def _field_names(args: argparse.Namespace | None = None):
+    """How errors name recipe fields on the command line (the schema is imported when options are checked)."""
+    from relviz.export import FieldNames
+
+    heads_given = getattr(args, "heads", None) is not None
+
+    class OptionNames(FieldNames):
+        """Errors name the command-line option a recipe field came from, with the value typed."""
+
+        def name(self, loc: tuple[Any, ...]) -> str:
+            loc = tuple(loc)
+            if loc[:2] == ("source", "overrides") and len(loc) > 2:
+                key = loc[2]
+                if key == "nheads" and heads_given:
+                    return "--heads"
+                return f"--config {key}"  # --dilation itself cannot be wrong
+            if loc[:2] == ("options", "extra") and len(loc) > 2:
+                return f"--set {loc[2]}"
+            return _OPTION_NAMES.get(loc[:2]) or _OPTION_NAMES.get(loc[:1]) or super().name(loc)
+
+        def subject(self, loc: tuple[Any, ...], value: Any) -> str:
+            name = self.name(loc)
+            if name.startswith(("--config ", "--set ")):
+                return f"{name}={_shown(value)}"
+            if name == "--point" and isinstance(value, list) and value and isinstance(value[0], list | tuple):
+                return f"--point (given {len(value)} times)"
+            if name in ("--no-colorbar", "--no-shared-range") or value is None:
+                return name
+            shown = _shown(value) if value != "" else '""'
+            return f"{name} {shown}"
+
+    return OptionNames()
+
+
+def _source_data(args: argparse.Namespace) -> dict[str, Any]:
+    """The model and input part of a recipe (also what `trace` runs), as typed."""
+    overrides = dict(args.config)
+    if args.heads is not None:
+        overrides["nheads"] = args.heads
+    if args.dilation:
+        overrides["dilation"] = True
+    return {
+        "model": args.model, "weights": args.weights, "family": args.family, "input": args.input,
+        "device": args.device, "precision": args.precision, "resize": args.resize,
+        "threshold": args.threshold, "frame": args.frame, "clip_length": args.clip_length,
+        "stride": args.stride, "overrides": overrides, "seed": args.seed,
+    }
+
+
+def _options_data(args: argparse.Namespace) -> dict[str, Any]:
+    points = [list(p) for p in args.point or []]
+    return {
+        "object": args.object, "point": points[0] if points else None, "points": points, "frame": args.frame,
+        "layer": args.layer, "head": str(args.head), "term": args.term, "module": args.module,
+        "colorbar": not args.no_colorbar, "shared_range": not args.no_shared_range, "cmap": args.cmap,
+        "width": args.width, "height": args.height, "top_k": args.top_k, "extra": dict(args.set),
+    }
+
+
+def _absolute(path: str | None) -> str | None:
+    if path is None or path.lower() == "none":
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
+def _resolved_source(source):
+    return source.model_copy(update={"input": _absolute(source.input), "weights": _absolute(source.weights)})
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -145,126 +294,71 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_source(args: argparse.Namespace) -> dict[str, Any]:
-    """The model and input part of a recipe (also what `trace` runs)."""
-    overrides = dict(args.config)
-    if args.heads is not None:
-        overrides["nheads"] = args.heads
-    if args.dilation:
-        overrides["dilation"] = True
-    weights = args.weights
-    if weights and weights.lower() != "none":
-        weights = str(Path(weights).resolve())
-    return {
-        "model": args.model, "weights": weights, "family": args.family,
-        "input": str(Path(args.input).resolve()) if args.input else None,
-        "device": args.device, "precision": args.precision, "resize": args.resize,
-        "threshold": args.threshold, "frame": args.frame, "clip_length": args.clip_length,
-        "stride": args.stride, "overrides": overrides, "seed": args.seed,
-    }
-
-
-def run_source(source: dict[str, Any]):
-    """Load the model a source names and run it on its input; returns the trace."""
-    from relviz import zoo
-
-    if not source.get("model") and not source.get("weights"):
-        raise BadInputError("give --model NAME or --weights PATH (or --trace TRACE.npz)")
-    if not source.get("input"):
-        raise BadInputError("give --input IMAGE|VIDEO")
-    loaded = zoo.load_model(source.get("model"), source.get("weights"), source.get("family"),
-                            source.get("device", "auto"), source.get("precision", "fp32"),
-                            source.get("overrides"), seed=source.get("seed", 0))
-    options = zoo.RunOptions(threshold=source.get("threshold", 0.7), resize=source.get("resize"),
-                             frame=source.get("frame", 0), clip_length=source.get("clip_length"),
-                             stride=source.get("stride", 1))
-    return zoo.run_model(loaded, source["input"], options)
-
-
 def cmd_trace(args: argparse.Namespace) -> int:
-    from relviz.core.atomic import check_writable
+    from relviz.core.atomic import check_writable, refuse_overwriting
+    from relviz.export import check_text, make_source, run_source
 
-    out = check_writable(args.out)
-    trace = run_source(_model_source(args))
+    source = _resolved_source(make_source(_source_data(args), _field_names(args)))
+    out = check_writable(check_text(args.out, "--out"))
+    weights = source.weights if source.weights and source.weights.lower() != "none" else None
+    refuse_overwriting({"--out": out}, {"the input": source.input, "the checkpoint": weights})
+    trace = run_source(source)
     trace.save(out)
     n = len(trace.arrays.get("detections/scores", ()))
-    print(f"wrote {out} ({trace.family}, {n} detections, {len(trace.names())} tensors)")
+    _say(f"wrote {out} ({trace.family}, {n} detections, {len(trace.names())} tensors)")
     return 0
 
 
-def _view_options(args: argparse.Namespace):
-    from relviz.render.views import ViewOptions
+def _recipe_from_options(args: argparse.Namespace):
+    from relviz.export import make_recipe
 
-    points = list(args.point or [])
-    return ViewOptions(
-        object=args.object, point=points[0] if points else None, points=points, frame=args.frame,
-        layer=args.layer, head=str(args.head), term=args.term, module=args.module,
-        colorbar=not args.no_colorbar, shared_range=not args.no_shared_range, cmap=args.cmap,
-        width=args.width, height=args.height, top_k=args.top_k, extra=dict(args.set),
-    )
-
-
-def recipe_path(figure: str | Path) -> Path:
-    figure = Path(figure)
-    return figure.with_name(figure.stem + ".recipe.json")
-
-
-def export_figure(recipe: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
-    """Draw the figure a recipe describes into ``out`` and write the recipe beside it."""
-    from relviz.core.atomic import check_writable
-    from relviz.core.checkpoint import sha256_of
-    from relviz.core.trace import Trace
-    from relviz.render.figure import figure_format, save_figure, write_json
-    from relviz.render.views import ViewOptions, render_view
-
-    figure_format(out)
-    check_writable(out)
-    if not recipe.get("view"):
-        raise BadInputError("give --view (see `relviz export --help-views`)")
-    if recipe.get("trace"):
-        trace = Trace.load(recipe["trace"])
-        recipe["trace_sha256"] = sha256_of(recipe["trace"])
+    if not args.out:
+        raise BadInputError("give --out FIGURE.png|svg|pdf")
+    if not args.view:
+        raise BadInputError("give --view VIEW (see `relviz export --help-views`)")
+    data: dict[str, Any] = {"relviz": __version__, "view": args.view, "options": _options_data(args),
+                            "dpi": args.dpi, "output": args.out}
+    if args.trace:
+        data["trace"] = args.trace
     else:
-        trace = run_source(recipe["source"])
-        recipe["model"] = trace.meta.get("model", {})
-    fig = render_view(trace, recipe["view"], ViewOptions.from_json(recipe["options"]))
-    path = save_figure(fig, out, dpi=int(recipe.get("dpi", 300)))
-    recipe["output"] = str(Path(out).resolve())
-    recipe["input"] = trace.meta.get("input", {})
-    return path, write_json(recipe_path(out), recipe)
+        data["source"] = _source_data(args)
+    recipe = make_recipe(data, _field_names(args))
+    update: dict[str, Any] = {"output": _absolute(recipe.output), "trace": _absolute(recipe.trace)}
+    if recipe.source is not None:
+        update["source"] = _resolved_source(recipe.source)
+    return recipe.model_copy(update=update)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from relviz.render.views import views
+    from relviz.export import export_figure, read_recipe
 
     if args.help_views:
+        from relviz.render.views import views
+
         for name, view in sorted(views().items()):
             print(f"{name:<20} {'/'.join(view.families):<22} {view.help}")
         return 0
     if args.recipe:
-        try:
-            recipe = json.loads(Path(args.recipe).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BadInputError(f"cannot read recipe {args.recipe}: {exc}") from None
-        out = args.out or recipe.get("output")
-        if not out:
-            raise BadInputError("the recipe names no output; give --out")
+        from relviz.export import check_text
+
+        check_text(args.recipe, "--recipe")
+        if args.out is not None:
+            check_text(args.out, "--out")
+        recipe = read_recipe(args.recipe, output=args.out)
+        figure, recipe_file = export_figure(recipe, recipe_file=args.recipe)
     else:
-        if not args.out:
-            raise BadInputError("give --out FIGURE.png|svg|pdf")
-        out = args.out
-        recipe = {"relviz": __version__, "view": args.view, "options": _view_options(args).to_json(),
-                  "dpi": args.dpi}
-        if args.trace:
-            recipe["trace"] = str(Path(args.trace).resolve())
-        else:
-            recipe["source"] = _model_source(args)
-    figure, recipe_file = export_figure(recipe, out)
-    print(f"wrote {figure} and {recipe_file.name}")
+        figure, recipe_file = export_figure(_recipe_from_options(args), names=_field_names(args))
+    _say(f"wrote {figure} and {recipe_file.name}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from relviz.core.limits import MAX_SEED
+
+    if not 1 <= args.n <= 100_000:
+        raise BadInputError(f"--n {args.n} is out of range (1..100000)")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise BadInputError(f"--seed {args.seed} is out of range (0..{MAX_SEED})")
     try:
         from relviz.train.evaluate import evaluate_model
     except ImportError:
@@ -283,22 +377,122 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_app(list(args.paths), screenshot=args.screenshot, model=args.model, device=args.device)
 
 
+# -- errors that are not the user's ---------------------------------------------------------------
+
+def _apply_max_pixels(args: argparse.Namespace) -> None:
+    """``--max-pixels N``: the image limit of relviz.core.limits, through its environment variable."""
+    from relviz.core.limits import MAX_PIXELS_OPTION
+
+    value = getattr(args, "max_pixels", None)
+    if value is None:
+        return
+    if not 1 <= value <= MAX_PIXELS_OPTION:
+        raise BadInputError(f"--max-pixels {value} is out of range (1..{MAX_PIXELS_OPTION})")
+    os.environ["RELVIZ_MAX_PIXELS"] = str(value)
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """The sentence for memory exhaustion (host or GPU), else None."""
+    if isinstance(exc, MemoryError):
+        return ("ran out of memory: the input or the settings need more than this machine has; try a smaller "
+                "input, --resize or figure size")
+    torch = sys.modules.get("torch")
+    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    if (oom is not None and isinstance(exc, oom)) or (
+            isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)):
+        return "the GPU ran out of memory; try --device cpu, a smaller --resize or --precision fp16"
+    return None
+
+
+def report_folder() -> Path:
+    """Where internal-error reports go: ``$XDG_CACHE_HOME/relviz`` or ``~/.cache/relviz``."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "relviz"
+
+
+def _versions() -> str:
+    from importlib import metadata
+
+    found = [f"relviz {__version__}", f"Python {platform.python_version()}", platform.platform()]
+    for package in ("numpy", "torch", "torchvision", "matplotlib", "pydantic", "PySide6", "pillow"):
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def write_error_report(exc: BaseException, argv: list[str]) -> Path:
+    """Write the traceback, the command and the versions to a new file; returns its path."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = (f"relviz internal error report\n\ncommand: relviz {shlex.join(argv)}\n"
+            f"versions: {_versions()}\n\n{''.join(traceback.format_exception(exc))}")
+    folders = [Path(tempfile.gettempdir()) / "relviz"]
+    try:
+        folders.insert(0, report_folder())
+    except RuntimeError:  # no home folder
+        pass
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"internal-error-{stamp}-{os.getpid()}-cli.txt"
+            n = 1
+            while path.exists():
+                n += 1
+                path = folder / f"internal-error-{stamp}-{os.getpid()}-cli{n}.txt"
+            path.write_text(text, encoding="utf-8", errors="backslashreplace")
+            return path
+        except OSError:
+            continue
+    raise OSError("no folder to write the report to")
+
+
+def _internal_error(exc: BaseException, argv: list[str]) -> int:
+    lines = str(exc).strip().splitlines()
+    first = _shown(lines[0], 200) if lines else "(no message)"
+    try:
+        where = f"the full report is in {write_error_report(exc, argv)}"
+    except Exception as report_exc:  # noqa: BLE001 — the report is a courtesy; the line must still come out
+        where = f"no report could be written ({type(report_exc).__name__})"
+    print(f"relviz: internal error ({type(exc).__name__}): {first}; {where}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    handlers = {"gui": cmd_gui, "models": cmd_models, "trace": cmd_trace, "export": cmd_export,
+                "eval": cmd_eval}
+    _apply_max_pixels(args)
+    return handlers[args.command](args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["gui", *argv]
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handlers = {"gui": cmd_gui, "models": cmd_models, "trace": cmd_trace, "export": cmd_export,
-                "eval": cmd_eval}
     try:
-        return handlers[args.command](args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, or a refusal already printed as one line
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    saved_max_pixels = os.environ.get("RELVIZ_MAX_PIXELS")
+    try:
+        return _run(args)
     except RelvizError as exc:
-        print(f"relviz: error: {exc}", file=sys.stderr)
+        print(f"relviz: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("relviz: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 — a bug: one line here, the traceback in a report file
+        sentence = _out_of_memory(exc)
+        if sentence is not None:
+            print(f"relviz: error: {sentence}", file=sys.stderr)
+            return 2
+        return _internal_error(exc, argv)
+    finally:
+        if saved_max_pixels is None:
+            os.environ.pop("RELVIZ_MAX_PIXELS", None)
+        else:
+            os.environ["RELVIZ_MAX_PIXELS"] = saved_max_pixels
 
 
 if __name__ == "__main__":
