@@ -48,57 +48,52 @@ def view_options(trace: Trace, sel, options: dict[str, Any]):
     )
 
 
-def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any]) -> dict[str, Any]:
-    """The recipe ``relviz export --recipe`` redraws the figure from (the command line's format).
+def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any], output: str | Path | None = None):
+    """The recipe ``relviz export --recipe`` redraws the figure from, validated by the command line's schema.
 
     ``origin`` says where the trace came from: ``{"trace": PATH}`` for an opened ``.npz`` file, else
     the model and input (``model``, ``weights``, ``family``, ``input``, ``device``, ``precision``,
-    ``threshold``, ``frame``) as the command line's ``--model/--weights/--input`` options would.
+    ``resize``, ``threshold``, ``frame``) as the command line's options would: the input size the window
+    ran at is kept, so the figure replays from the same model input.
     """
     from relviz import __version__
+    from relviz.export import make_recipe
 
-    rec: dict[str, Any] = {"relviz": __version__, "view": view, "options": vo.to_json(), "dpi": int(dpi)}
+    data: dict[str, Any] = {"relviz": __version__, "view": view, "options": vo.to_json(), "dpi": int(dpi)}
     if origin.get("trace"):
-        from relviz.core.checkpoint import sha256_of
-
-        rec["trace"] = str(Path(origin["trace"]).resolve())
-        if Path(origin["trace"]).is_file():
-            rec["trace_sha256"] = sha256_of(origin["trace"])
+        data["trace"] = str(Path(origin["trace"]).resolve())
     else:
-        rec["source"] = {
+        data["source"] = {
             "model": origin.get("model"),
             "weights": origin.get("weights"),
             "family": origin.get("family"),
             "input": origin.get("input"),
             "device": origin.get("device") or "auto",
             "precision": origin.get("precision") or "fp32",
-            "resize": None,
-            "threshold": origin.get("threshold", 0.7),
-            "frame": origin.get("frame", 0),
-            "clip_length": None,
-            "stride": 1,
-            "overrides": {},
-            "seed": 0,
+            "resize": origin.get("resize"),
+            "threshold": float(origin.get("threshold", 0.7)),
+            "frame": int(origin.get("frame") or 0),
+            "clip_length": origin.get("clip_length"),
+            "stride": int(origin.get("stride") or 1),
+            "overrides": dict(origin.get("overrides") or {}),
+            "seed": int(origin.get("seed") or 0),
         }
-        rec["model"] = trace.meta.get("model", {})
-    return rec
+    if output is not None:
+        data["output"] = str(Path(output).resolve())
+    return make_recipe(data)
 
 
 def recipe_path(figure: str | Path) -> Path:
-    """Where the recipe of ``figure`` goes: the command line's convention when it is available."""
-    try:
-        from relviz.cli import recipe_path as cli_recipe_path
-    except ImportError:
-        figure = Path(figure)
-        return figure.with_name(figure.stem + ".recipe.json")
-    return cli_recipe_path(figure)
+    """Where the recipe of ``figure`` goes (``FIG.recipe.json``), as for ``relviz export``."""
+    from relviz.export import recipe_path as export_recipe_path
+
+    return export_recipe_path(figure)
 
 
 def export_figure(ctx, trace: Trace, options: dict[str, Any], sel, origin: dict[str, Any]) -> str:
-    """Draw view ``options['view']`` of ``trace`` for selection ``sel`` with the Qt-free renderer, save
-    it atomically and write its recipe beside it."""
-    from relviz.render.figure import figure_format, save_figure, write_json
-    from relviz.render.views import render_view
+    """Draw view ``options['view']`` of ``trace`` for selection ``sel`` with the Qt-free renderer (the
+    same as ``relviz export``) and write the figure and its recipe together."""
+    from relviz import export
 
     path = Path(options["path"])
     fmt = (options.get("format") or path.suffix.lstrip(".") or "png").lower()
@@ -106,21 +101,13 @@ def export_figure(ctx, trace: Trace, options: dict[str, Any], sel, origin: dict[
         raise BadInputError(f"cannot export a figure as {fmt!r}; choose one of {', '.join(FORMATS)}")
     if path.suffix.lower() != f".{fmt}":
         path = path.with_name(path.name + f".{fmt}") if not path.suffix else path.with_suffix(f".{fmt}")
-    figure_format(path)
     check_writable(path)
     ctx.progress(10, "drawing the figure…")
     vo = view_options(trace, sel, options)
-    view = options["view"]
-    dpi = int(options.get("dpi", 300))
-    rec = recipe(trace, view, vo, dpi, origin)
-    fig = render_view(trace, view, vo)
-    ctx.progress(60, f"writing {path.name}…")
-    save_figure(fig, path, dpi=dpi)
-    rec["output"] = str(path.resolve())
-    rec["input"] = trace.meta.get("input", {})
-    write_json(recipe_path(path), rec)
+    rec = recipe(trace, options["view"], vo, int(options.get("dpi", 300)), origin, output=path)
+    figure, _ = export.export_figure(rec, trace=trace, progress=ctx.progress)
     ctx.progress(100, "done")
-    return str(path)
+    return str(figure)
 
 
 def export_trace(ctx, trace: Trace, path: str) -> str:
