@@ -71,7 +71,7 @@ def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any], output
             "device": origin.get("device") or "auto",
             "precision": origin.get("precision") or "fp32",
             "resize": origin.get("resize"),
-            "threshold": float(origin.get("threshold", 0.7)),
+            "threshold": float(origin["threshold"] if origin.get("threshold") is not None else 0.7),
             "frame": int(origin.get("frame") or 0),
             "clip_length": origin.get("clip_length"),
             "stride": int(origin.get("stride") or 1),
