@@ -66,6 +66,19 @@ MAX_SETTINGS = 64  # --config / --set entries; each a JSON scalar or a flat list
 MAX_SETTING_ITEMS = 16
 MAX_PIXELS_OPTION = 10**12  # the largest value --max-pixels accepts (a sanity bound, not a promise)
 
+#: traces: the metadata JSON, and the bytes one factored attention tensor may take when it is materialised
+#: in full (the archive itself is bounded by MAX_TRACE_BYTES and the zip bounds below)
+MAX_TRACE_META_BYTES = 16_000_000
+MAX_MATERIALISED_BYTES = 512_000_000
+
+#: figures: small multiples in one figure, and the pixels of one heatmap raster (a map is drawn at the
+#: image's resolution up to this, coarser beyond: its cells are far coarser anyway)
+MAX_FIGURE_PANELS = 200
+MAX_HEATMAP_PIXELS = 1_000_000
+#: boxes (with captions) drawn on one image, and bars in one top-k panel: the strongest ones are shown
+MAX_DRAWN_BOXES = 200
+MAX_DRAWN_BARS = 40
+
 #: archives (torch.save zip files, and .npz unless the caller passes its own): members listed, and how many
 #: uncompressed bytes per compressed byte they may declare once they pass ZIP_RATIO_FREE_BYTES (a zip bomb claims
 #: a thousand; torch.save stores its members uncompressed)

@@ -13,7 +13,10 @@ under ``meta``; a factored tensor ``name`` is stored as ``name::q``, ``name::k``
 from __future__ import annotations
 
 import json
+import math
+import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +24,22 @@ from typing import Any
 
 import numpy as np
 
+from relviz.core import limits
+from relviz.core.archive import check_zip_members
 from relviz.core.atomic import atomic_path
 from relviz.core.errors import BadInputError
+from relviz.core.trace_contract import Tensor, check_factors, check_layout, check_values, shape_text
+from relviz.core.trace_meta import FORMAT_VERSION, TraceMeta, parse_meta
 
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "FactoredAttention", "MissingTensorError", "Trace", "softmax"]
 _FACTOR_SEP = "::"
+
+
+class MissingTensorError(BadInputError, KeyError):
+    """A view asked for a tensor the trace does not hold (still a ``KeyError`` for code that asks first)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -67,6 +81,13 @@ class FactoredAttention:
         return out[..., 0, :] if np.isscalar(query) else out
 
     def full(self) -> np.ndarray:
+        """The whole matrix; refused when it would not fit the memory bound (use :meth:`rows`)."""
+        nbytes = math.prod(self.shape) * 4
+        if nbytes > limits.MAX_MATERIALISED_BYTES:
+            raise BadInputError(
+                f"the attention {shape_text(self.shape)} would take {nbytes / 1e9:.1f} GB in full; relviz draws "
+                f"it a row at a time, and at most {limits.MAX_MATERIALISED_BYTES / 1e9:.1f} GB at once"
+            )
         return softmax(self._logits(self.q)).astype(np.float32)
 
 
@@ -88,7 +109,7 @@ class Trace:
             return self.arrays[name]
         if name in self.factored:
             return self.factored[name].full()
-        raise KeyError(f"the trace has no tensor {name!r}; it has: {', '.join(self.names()) or 'none'}")
+        raise self.missing(name)
 
     def __setitem__(self, name: str, value: np.ndarray | FactoredAttention) -> None:
         if _FACTOR_SEP in name or name == "meta":
@@ -115,7 +136,15 @@ class Trace:
         """Row ``query`` of an attention tensor for every leading index, without building the matrix."""
         if name in self.factored:
             return self.factored[name].rows(query)
+        if name not in self.arrays:
+            raise self.missing(name)
         return self.arrays[name][..., query, :]
+
+    def missing(self, name: str) -> MissingTensorError:
+        """The error for a tensor this trace lacks: one sentence with a few of the names it has."""
+        names = self.names()
+        held = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "") if names else "none"
+        return MissingTensorError(f"the trace has no tensor {name!r}, which this needs (it holds: {held})")
 
     # -- metadata helpers --------------------------------------------------------------------------
     @property
@@ -155,27 +184,158 @@ class Trace:
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
-        """Read a trace written by :meth:`save`; never unpickles anything."""
+        """Read a trace written by :meth:`save`, checked at the boundary; never unpickles anything.
+
+        The archive's declared sizes are checked before anything is decompressed, every member's ``.npy``
+        header before its data is read, the metadata against its schema (:mod:`relviz.core.trace_meta`)
+        and the tensors against the contract (:mod:`relviz.core.trace_contract`); whatever is wrong
+        becomes one :class:`BadInputError` sentence naming the file and the field or tensor.
+        """
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                data = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise BadInputError(f"trace file {path} does not exist") from None
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise BadInputError(f"{path} is not a relviz trace (.npz) file: {exc}") from None
-        if "meta" not in data:
-            raise BadInputError(f"{path} is an .npz file but not a relviz trace (no 'meta' entry)")
-        try:
-            meta = json.loads(str(data.pop("meta")))
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{path} has unreadable trace metadata: {exc}") from None
-        trace = cls(meta=meta)
-        factored = meta.pop("factored", {})
-        for name, info in factored.items():
-            q = data.pop(f"{name}{_FACTOR_SEP}q")
-            k = data.pop(f"{name}{_FACTOR_SEP}k")
-            mask = data.pop(f"{name}{_FACTOR_SEP}key_mask", None)
-            trace.factored[name] = FactoredAttention(q, k, info["scale"], mask)
-        trace.arrays.update(data)
+        source = _shown_name(path)
+        with _open_archive(path, source) as archive:
+            members = _members(archive, source)
+            headers = {name: _header(archive, info, name, source) for name, info in members.items()}
+            if "meta" not in headers:
+                raise BadInputError(f"{source} is an .npz file but not a relviz trace (no 'meta' entry)")
+            raw = _read_meta(archive, members["meta"], headers.pop("meta"), source)
+            meta = parse_meta(raw, source)
+            tensors, factors = _layout(headers, meta, source)
+            sizes = check_layout(tensors, factors, meta, source)
+            data = {name: _read(archive, members[name], name, source) for name in headers}
+        plain = {name: data[name] for name in tensors if name not in factors}
+        check_values(plain, sizes, source)
+        raw.pop("factored", None)
+        trace = cls(meta=raw)
+        for name in factors:
+            mask = data.get(f"{name}{_FACTOR_SEP}key_mask")
+            trace.factored[name] = FactoredAttention(data[f"{name}{_FACTOR_SEP}q"], data[f"{name}{_FACTOR_SEP}k"],
+                                                     meta.factored[name].scale, mask)
+        trace.arrays.update(plain)
         return trace
+
+
+# -- reading a trace file: each step refuses with one sentence -------------------------------------------
+_READ_ERRORS = (ValueError, TypeError, SyntaxError, OSError, EOFError, RuntimeError, NotImplementedError,
+                RecursionError, zipfile.BadZipFile, zlib.error)
+
+
+def _shown_name(path: Path) -> str:
+    """The file's name for a one-line sentence (control characters escaped)."""
+    name = path.name or str(path)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in name)
+
+
+def _open_archive(path: Path, source: str) -> zipfile.ZipFile:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BadInputError(f"trace file {source} does not exist") from None
+    except OSError as exc:
+        raise BadInputError(f"trace file {source} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInputError(f"{source} is not a file, so not a relviz trace (.npz) file")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise BadInputError(f"trace file {source} cannot be read: {exc.strerror or exc}") from None
+    if not is_zip:
+        raise BadInputError(f"{source} is not a relviz trace (.npz) file: it is not a zip archive (or it is cut short)")
+    check_zip_members(path, limits.MAX_TRACE_BYTES, f"trace {source}", max_ratio=limits.MAX_COMPRESSION_RATIO,
+                      ratio_free_bytes=limits.ZIP_RATIO_FREE_BYTES)
+    try:
+        return zipfile.ZipFile(path)
+    except _READ_ERRORS as exc:
+        raise BadInputError(f"trace {source} is not a readable zip archive: {_reason(exc)}") from None
+
+
+def _members(archive: zipfile.ZipFile, source: str) -> dict[str, zipfile.ZipInfo]:
+    """Tensor name → zip member (the archive's declared sizes were checked when it was opened)."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        if info.flag_bits & 0x1:
+            raise BadInputError(f"{source} holds an encrypted entry ({info.filename!r}); relviz traces are not "
+                                "encrypted")
+        if not info.filename.endswith(".npy"):
+            raise BadInputError(f"{source} holds {info.filename!r}, which is not a numpy array (.npy): not a "
+                                "relviz trace")
+        name = info.filename.removesuffix(".npy")
+        if name in members:
+            raise BadInputError(f"{source} holds the entry {name!r} twice; refusing to guess which one is meant")
+        members[name] = info
+    return members
+
+
+def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source: str) -> Tensor:
+    """A member's declared shape and dtype, from its ``.npy`` header; the data must be exactly that big."""
+    try:
+        with archive.open(info) as fp:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            offset = fp.tell()
+    except _READ_ERRORS as exc:
+        raise BadInputError(f"{source}: entry {name!r} is not a readable numpy array ({_reason(exc)})") from None
+    if dtype.hasobject:
+        raise BadInputError(f"{source}: {name} holds Python objects (dtype object); relviz never unpickles a "
+                            "trace, so it cannot be read")
+    nbytes = math.prod(int(v) for v in shape) * dtype.itemsize
+    if offset + nbytes != info.file_size:
+        raise BadInputError(f"{source}: {name} declares a {shape_text(shape)} {dtype} array ({nbytes:,} bytes) "
+                            f"but holds {max(info.file_size - offset, 0):,} bytes: the file is damaged")
+    return Tensor(tuple(int(v) for v in shape), dtype)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, source: str) -> np.ndarray:
+    try:
+        with archive.open(info) as fp:
+            return np.lib.format.read_array(fp, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise BadInputError(f"{source}: {name} cannot be read ({_reason(exc)}): the file is damaged") from None
+
+
+def _read_meta(archive: zipfile.ZipFile, info: zipfile.ZipInfo, header: Tensor, source: str) -> Any:
+    """The metadata: one JSON string (a 0-d text array), parsed."""
+    if header.dtype.kind not in "US" or header.shape != ():
+        raise BadInputError(f"{source} has a 'meta' entry that is a {shape_text(header.shape)} {header.dtype} "
+                            "array, not the JSON string of a relviz trace")
+    if info.file_size > limits.MAX_TRACE_META_BYTES:
+        raise BadInputError(f"{source} has {info.file_size / 1e6:.0f} MB of metadata; a relviz trace has at most "
+                            f"{limits.MAX_TRACE_META_BYTES / 1e6:.0f} MB")
+    value = _read(archive, info, "meta", source).item()
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadInputError(f"{source} has unreadable trace metadata ({_reason(exc)})") from None
+
+
+def _layout(headers: dict[str, Tensor], meta: TraceMeta, source: str) -> tuple[dict[str, Tensor], set[str]]:
+    """Plain tensors and the logical shape of each factored one (after its factors are checked)."""
+    tensors = {name: t for name, t in headers.items() if _FACTOR_SEP not in name}
+    for name in headers:
+        if _FACTOR_SEP in name:
+            base, _, part = name.partition(_FACTOR_SEP)
+            if base not in meta.factored or part not in ("q", "k", "key_mask"):
+                raise BadInputError(f"{source} is not a usable relviz trace: {name} looks like an attention factor, "
+                                    f"but meta.factored does not describe {base!r} with a {part!r} part")
+    for name in meta.factored:
+        if name in tensors:
+            raise BadInputError(f"{source} is not a usable relviz trace: {name} is both a plain array and named "
+                                "in meta.factored")
+        q, k = headers.get(f"{name}{_FACTOR_SEP}q"), headers.get(f"{name}{_FACTOR_SEP}k")
+        if q is None or k is None:
+            missing = f"{name}{_FACTOR_SEP}{'q' if q is None else 'k'}"
+            raise BadInputError(f"{source} is not a usable relviz trace: meta.factored names {name!r}, but {missing} "
+                                "is missing")
+        tensors[name] = check_factors(name, q, k, headers.get(f"{name}{_FACTOR_SEP}key_mask"), source)
+    return tensors, set(meta.factored)
