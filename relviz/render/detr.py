@@ -7,9 +7,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from relviz.core.grid import Grid
+from relviz.core.limits import MAX_HEATMAP_PIXELS
 from relviz.core.trace import Trace
 from relviz.render.figure import (
     colorbar,
+    count_nonfinite,
     draw_boxes,
     heatmap,
     image_axes,
@@ -21,6 +23,7 @@ from relviz.render.figure import (
 from relviz.render.selection import (
     captions,
     check_object,
+    check_panels,
     checked_points,
     detection_count,
     head_selection,
@@ -43,21 +46,27 @@ def default_points(trace: Trace, limit: int = 4) -> list[tuple[float, float]]:
     return [(w / 2, h / 2)]
 
 
-def encoder_maps(trace: Trace, points, layer: int, head: int | None) -> list[np.ndarray]:
-    """Encoder self-attention of each point's cell over the image, at image resolution."""
+def encoder_rows(trace: Trace, points, layer: int, head: int | None) -> list[np.ndarray]:
+    """Encoder self-attention of each point's cell over the grid cells (S,)."""
     grid = Grid.from_json(trace.meta["grid"])
-    maps = []
-    for x, y in points:
-        rows = trace.rows(ENCODER, grid.cell_of_point(x, y))[layer]  # (H, S)
-        maps.append(grid.to_image(select_head(rows, head), trace.image_size))
-    return maps
+    return [select_head(trace.rows(ENCODER, grid.cell_of_point(x, y))[layer], head) for x, y in points]
+
+
+def encoder_maps(trace: Trace, points, layer: int, head: int | None) -> list[np.ndarray]:
+    """Encoder self-attention of each point's cell over the image (at most MAX_HEATMAP_PIXELS each)."""
+    grid = Grid.from_json(trace.meta["grid"])
+    return [grid.to_image(r, trace.image_size, MAX_HEATMAP_PIXELS) for r in encoder_rows(trace, points, layer, head)]
+
+
+def decoder_row(trace: Trace, obj: int, layer: int, head: int | None) -> np.ndarray:
+    """Decoder cross-attention of detection ``obj``'s query over the grid cells (S,)."""
+    query = int(trace["detections/query"][obj])
+    return select_head(trace.rows(CROSS, query)[layer], head)  # (H, S) → (S,)
 
 
 def decoder_map(trace: Trace, obj: int, layer: int, head: int | None) -> np.ndarray:
     grid = Grid.from_json(trace.meta["grid"])
-    query = int(trace["detections/query"][obj])
-    rows = trace.rows(CROSS, query)[layer]  # (H, S)
-    return grid.to_image(select_head(rows, head), trace.image_size)
+    return grid.to_image(decoder_row(trace, obj, layer, head), trace.image_size, MAX_HEATMAP_PIXELS)
 
 
 def _panel_size(trace: Trace, columns: int, rows: int, options: ViewOptions) -> tuple[float, float]:
@@ -70,12 +79,16 @@ def _panel_size(trace: Trace, columns: int, rows: int, options: ViewOptions) -> 
 def encoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     points = checked_points(trace, options.points or ([options.point] if options.point else None))
     points = points or default_points(trace)
+    check_panels(len(points) + 1, "panels (one per reference point)", "give fewer --point")
     layers, heads = trace.shape(ENCODER)[:2]
     layer = layer_index(options.layer, layers)
     head = head_selection(options.head, heads)
-    maps = encoder_maps(trace, points, layer, head)
+    grid = Grid.from_json(trace.meta["grid"])
+    rows = encoder_rows(trace, points, layer, head)
+    maps = [grid.to_image(r, trace.image_size, MAX_HEATMAP_PIXELS) for r in rows]
     norms = shared_norm(maps, options.shared_range)
     fig = new_figure(*_panel_size(trace, len(points) + 1, 1, options))
+    count_nonfinite(fig, *rows)
     axes = fig.subplots(1, len(points) + 1, squeeze=False)[0]
     image_axes(axes[0], trace.image, trace.image_size, "reference points")
     if detection_count(trace):
@@ -108,9 +121,14 @@ def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     layer = layer_index(options.layer, layers)
     head = head_selection(options.head, heads)
     columns = [head] if head is not None else [*range(heads), None]
-    maps = [[decoder_map(trace, k, layer, h) for h in columns] for k in objects]
+    check_panels(len(columns) * len(objects), "panels (objects × heads and their mean)",
+                 "choose one head with --head H or one object with --object K")
+    grid = Grid.from_json(trace.meta["grid"])
+    rows = [[decoder_row(trace, k, layer, h) for h in columns] for k in objects]
+    maps = [[grid.to_image(r, trace.image_size, MAX_HEATMAP_PIXELS) for r in row] for row in rows]
     norms = shared_norm([m for row in maps for m in row], options.shared_range)
     fig = new_figure(*_panel_size(trace, len(columns), len(objects), options))
+    count_nonfinite(fig, *[r for row in rows for r in row if r is not None])
     axes = fig.subplots(len(objects), len(columns), squeeze=False)
     boxes, caps = trace["detections/boxes"], captions(trace)
     for r, k in enumerate(objects):

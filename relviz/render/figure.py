@@ -16,10 +16,11 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import Normalize
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
+from relviz.core import limits
 from relviz.core.atomic import atomic_path, check_writable
 from relviz.core.errors import BadInputError
 
@@ -28,6 +29,14 @@ BOX_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", 
               "#469990", "#9a6324", "#800000", "#808000", "#000075", "#a9a9a9")  # fmt: skip
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "relviz", "pdf.fonttype": 42, "font.size": 8,
        "image.interpolation": "bilinear"}
+#: the colour of a value that is NaN or infinite: a neutral grey that no colormap's end takes
+NO_VALUE_COLOR = "#9a9a9a"
+_SUGGESTED_CMAPS = ("inferno", "viridis", "magma", "plasma", "cividis", "gray", "coolwarm")
+
+
+class NoFiniteValues(Exception):  # noqa: N818 - a signal to the view registry, not an error for the user
+    """Every value a figure would draw is NaN or infinite; :func:`relviz.render.views.render_view` then
+    draws a figure that says so."""
 
 
 def figure_format(path: str | Path) -> str:
@@ -58,20 +67,79 @@ def image_axes(ax: Axes, image: np.ndarray | None, size: tuple[int, int], title:
         ax.set_title(title, fontsize=8)
 
 
+def check_cmap(name: str) -> str:
+    """``name`` if matplotlib knows the colormap, else one sentence with a few that it knows."""
+    if not isinstance(name, str) or name not in matplotlib.colormaps:
+        raise BadInputError(f"unknown colormap {name!r}; valid ones include {', '.join(_SUGGESTED_CMAPS)} "
+                            "(any matplotlib colormap name)")
+    return name
+
+
+def colormap(name: str) -> Colormap:
+    """The colormap with non-finite (masked) values drawn in :data:`NO_VALUE_COLOR`."""
+    return matplotlib.colormaps[check_cmap(name)].with_extremes(bad=NO_VALUE_COLOR)
+
+
+def masked(values: np.ndarray) -> np.ma.MaskedArray:
+    """``values`` with NaN and ±inf masked, so they are drawn as 'no value' and left out of ranges."""
+    return np.ma.masked_invalid(np.asarray(values, dtype=np.float64))
+
+
+def nonfinite(values: np.ndarray) -> int:
+    values = np.asarray(values)
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
+def count_nonfinite(fig: Figure, *arrays: np.ndarray) -> int:
+    """Add the NaN/±inf among ``arrays`` (the values a figure draws) to the figure's tally; the view
+    registry writes the note ('12 non-finite values masked') when the figure is done."""
+    n = sum(nonfinite(a) for a in arrays)
+    fig.relviz_nonfinite = getattr(fig, "relviz_nonfinite", 0) + n
+    return n
+
+
+def note_nonfinite(fig: Figure) -> None:
+    """The figure's note on masked values, when it masked any."""
+    n = getattr(fig, "relviz_nonfinite", 0)
+    if n:
+        fig.supxlabel(f"{n:,} non-finite value{'s' if n != 1 else ''} (NaN or ±inf) masked, drawn in grey",
+                      fontsize=6, color="#555555")
+
+
 def heatmap(ax: Axes, values: np.ndarray, size: tuple[int, int], norm: Normalize, cmap: str,
             alpha: float = 0.6):
-    """A map already at image resolution, blended over whatever the axes show."""
+    """A map already at image resolution, blended over whatever the axes show; NaN/inf drawn as no value."""
     w, h = size
-    return ax.imshow(values, extent=(0, w, h, 0), cmap=cmap, norm=norm, alpha=alpha, interpolation="bilinear")
+    return ax.imshow(masked(values), extent=(0, w, h, 0), cmap=colormap(cmap), norm=norm, alpha=alpha,
+                     interpolation="bilinear")
+
+
+def value_image(ax: Axes, values: np.ndarray, cmap: str, norm: Normalize | None = None, **kwargs):
+    """A matrix or map drawn cell by cell (``imshow``), NaN/inf drawn as no value."""
+    kwargs.setdefault("interpolation", "nearest")
+    return ax.imshow(masked(values), cmap=colormap(cmap), norm=norm, **kwargs)
 
 
 def draw_boxes(ax: Axes, boxes: np.ndarray, captions: Sequence[str] | None = None,
                highlight: int | None = None, linewidth: float = 1.2, first_index: int = 0) -> None:
     """Boxes (N, 4) xyxy as vector rectangles with captions; the highlighted one drawn thicker.
 
-    Box ``i`` is detection ``first_index + i`` and takes that detection's colour everywhere.
+    Box ``i`` is detection ``first_index + i`` and takes that detection's colour everywhere.  At most
+    :data:`~relviz.core.limits.MAX_DRAWN_BOXES` are drawn (the first: detections are sorted by score),
+    and the axes say so when there are more.
     """
-    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, dtype=float).reshape(-1, 4)):
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    if len(boxes) > limits.MAX_DRAWN_BOXES:
+        ax.text(0.99, 0.01, f"the first {limits.MAX_DRAWN_BOXES} of {len(boxes):,} boxes", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=5, color="white",
+                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"})
+        keep = list(range(limits.MAX_DRAWN_BOXES))
+        if highlight is not None and highlight >= limits.MAX_DRAWN_BOXES:
+            keep[-1] = highlight
+        boxes = boxes[keep]
+    else:
+        keep = list(range(len(boxes)))
+    for i, (x0, y0, x1, y1) in zip(keep, boxes, strict=True):
         color = BOX_COLORS[(first_index + i) % len(BOX_COLORS)]
         lw = linewidth * (2.2 if i == highlight else 1.0)
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=lw))
@@ -95,13 +163,37 @@ def mark_point(ax: Axes, x: float, y: float, color: str = "#00ff7f", label: str 
         ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, color=color)
 
 
-def shared_norm(maps: Sequence[np.ndarray], shared: bool) -> list[Normalize]:
-    """One value range for all maps when ``shared``, else each its own."""
-    if shared and maps:
-        lo = float(min(np.min(m) for m in maps))
-        hi = float(max(np.max(m) for m in maps))
-        return [Normalize(lo, hi if hi > lo else lo + 1e-12)] * len(maps)
-    return [Normalize(float(np.min(m)), float(max(np.max(m), np.min(m) + 1e-12))) for m in maps]
+def finite_range(maps: Sequence[np.ndarray]) -> tuple[float, float] | None:
+    """(min, max) over the finite values of ``maps``; None when none is finite."""
+    lows, highs = [], []
+    for m in maps:
+        m = np.asarray(m, dtype=np.float64)
+        finite = m[np.isfinite(m)]
+        if finite.size:
+            lows.append(float(finite.min()))
+            highs.append(float(finite.max()))
+    return (min(lows), max(highs)) if lows else None
+
+
+def range_norm(lo: float, hi: float, symmetric: bool = False) -> Normalize:
+    if symmetric:
+        r = max(abs(lo), abs(hi), 1e-12)
+        return Normalize(-r, r)
+    return Normalize(lo, hi if hi > lo else lo + max(abs(lo) * 1e-6, 1e-12))
+
+
+def shared_norm(maps: Sequence[np.ndarray], shared: bool, symmetric: bool = False) -> list[Normalize]:
+    """One value range for all maps when ``shared``, else each its own — from finite values only.
+
+    A map with no finite value gets (0, 1) (it is drawn all 'no value'); when no map has one, there is
+    nothing to draw and :class:`NoFiniteValues` says so.
+    """
+    whole = finite_range(maps)
+    if whole is None:
+        raise NoFiniteValues
+    if shared:
+        return [range_norm(*whole, symmetric)] * len(maps)
+    return [range_norm(*(finite_range([m]) or (0.0, 1.0)), symmetric) for m in maps]
 
 
 def colorbar(fig: Figure, mappable, axes, label: str) -> None:
@@ -123,6 +215,7 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 300) -> Path:
     """Write ``fig`` as PNG (at ``dpi``), SVG or PDF, atomically; the format comes from the suffix."""
     fmt = figure_format(path)
     check_writable(path)
+    check_figure_size(fig, fmt, dpi)
     metadata: dict[str, Any] = {"Creator": "relviz"}
     if fmt == "pdf":
         metadata.update(CreationDate=None, ModDate=None, Producer="relviz")
@@ -133,6 +226,21 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 300) -> Path:
     with matplotlib.rc_context(_RC), atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
     return Path(path)
+
+
+def check_figure_size(fig: Figure, fmt: str, dpi: int) -> None:
+    """Refuse a figure whose raster would pass the pixel bound, before any pixel is drawn."""
+    if not limits.MIN_DPI <= int(dpi) <= limits.MAX_DPI:
+        raise BadInputError(f"--dpi {dpi} is out of range ({limits.MIN_DPI}..{limits.MAX_DPI})")
+    width, height = (float(v) for v in fig.get_size_inches())
+    if not (np.isfinite(width) and np.isfinite(height)) or width <= 0 or height <= 0:
+        raise BadInputError(f"the figure would be {width:g}×{height:g} inches; give --width and --height")
+    pixels = width * dpi * height * dpi
+    if fmt == "png" and (pixels > limits.MAX_FIGURE_PIXELS or max(width, height) * dpi >= 2**16):
+        raise BadInputError(
+            f"the figure would be {width * dpi:,.0f}×{height * dpi:,.0f} pixels at {dpi} dpi, more than relviz "
+            f"draws ({limits.MAX_FIGURE_PIXELS:,}); lower --dpi or give a smaller --width/--height"
+        )
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:

@@ -17,10 +17,22 @@ from matplotlib.patches import Rectangle
 from relviz.core.errors import BadInputError
 from relviz.core.grid import Grid, check_point
 from relviz.core.trace import Trace, softmax
-from relviz.render.figure import colorbar, image_axes, mark_point, new_figure
+from relviz.render.figure import (
+    NoFiniteValues,
+    colorbar,
+    count_nonfinite,
+    finite_range,
+    image_axes,
+    mark_point,
+    new_figure,
+    range_norm,
+    value_image,
+)
+from relviz.render.selection import Setting, check_panels, named_layer
 from relviz.render.views import ViewOptions, register_view
 
 MAX_GROUPS = 16
+GROUPS_SETTING = {"max_groups": Setting(int, "how many groups to draw at most", low=1, high=1024)}
 
 
 @dataclass
@@ -56,19 +68,7 @@ def resolve_layer(trace: Trace, layer: str | int | None) -> str:
     names = layer_names(trace)
     if not names:
         raise BadInputError("the trace holds no local relation layers (was it recorded with capture off?)")
-    if layer is None or layer == "":
-        return names[-1]
-    if str(layer) in names:
-        return str(layer)
-    try:
-        i = int(layer)
-    except (TypeError, ValueError):
-        i = None
-    if i is not None and -len(names) <= i < len(names):
-        return names[i]
-    raise BadInputError(
-        f"layer {layer!r} does not exist; valid layers: {', '.join(names)} (or an index 0..{len(names) - 1})"
-    )
+    return named_layer(layer, names, "layer")
 
 
 def _compose(q: np.ndarray, k: np.ndarray, kind: str) -> np.ndarray:
@@ -117,7 +117,7 @@ def pixel_kernels(trace: Trace, layer: str | int | None, x: float, y: float) -> 
 def _groups(options: ViewOptions, count: int) -> list[int]:
     head = options.head
     if head is None or str(head).lower() in ("mean", "all", ""):
-        limit = int(options.extra.get("max_groups", MAX_GROUPS))
+        limit = int((options.extra or {}).get("max_groups", MAX_GROUPS))
         return list(range(min(count, max(1, limit))))
     try:
         h = int(head)
@@ -145,9 +145,7 @@ def _kernel_panel(ax, crop, crop_extent, values: np.ndarray, extent, norm: Norma
     ax.set_facecolor("#808080")
     if crop is not None:
         ax.imshow(crop, extent=crop_extent, interpolation="bilinear")
-    im = ax.imshow(
-        np.ma.masked_invalid(values), extent=(x0, x1, y1, y0), cmap=cmap, norm=norm, alpha=0.7, interpolation="nearest"
-    )
+    im = value_image(ax, values, cmap, norm, extent=(x0, x1, y1, y0), alpha=0.7)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y1, y0)
     ax.set_xticks([])
@@ -159,14 +157,8 @@ def _kernel_panel(ax, crop, crop_extent, values: np.ndarray, extent, norm: Norma
 
 
 def _range(values: list[np.ndarray], symmetric: bool) -> Normalize:
-    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in values]) if values else np.zeros(1)
-    if finite.size == 0:
-        finite = np.zeros(1)
-    lo, hi = float(finite.min()), float(finite.max())
-    if symmetric:
-        r = max(abs(lo), abs(hi), 1e-12)
-        return Normalize(-r, r)
-    return Normalize(lo, hi if hi > lo else lo + 1e-12)
+    """The colour range of the finite values ((0, 1) when there is none: the panel is all 'no value')."""
+    return range_norm(*(finite_range(values) or (0.0, 1.0)), symmetric)
 
 
 def top_classes(trace: Trace, k: int = 5) -> list[tuple[str, float]]:
@@ -184,6 +176,7 @@ def top_classes(trace: Trace, k: int = 5) -> list[tuple[str, float]]:
     ("lrnet",),
     "LR-Net: the k×k kernels of every group at --point and --layer (geometry prior, appearance "
     "term, final weight) on the image neighbourhood they cover; --head G picks one group",
+    settings=GROUPS_SETTING,
 )
 def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     w, h = trace.image_size
@@ -191,6 +184,11 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     check_point(point, trace.image_size)
     kernels = pixel_kernels(trace, options.layer, *point)
     groups = _groups(options, kernels.geometry.shape[0])
+    check_panels(3 * len(groups), "kernel panels (three per group)", "pick one group with --head G or fewer with "
+                 "--set max_groups=N")
+    shown = [kernels.geometry[groups], kernels.weight[groups], kernels.appearance[groups][:, kernels.valid]]
+    if finite_range(shown) is None:
+        raise NoFiniteValues
     extent = kernels.window_extent()
     crop, crop_extent = _crop(trace.image, extent)
     per_col = 8
@@ -208,6 +206,7 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     width = options.width or 3.2 + 1.35 * 3 * group_cols
     height = options.height or max(3.0, 1.0 + 1.15 * rows)
     fig = new_figure(width, height)
+    count_nonfinite(fig, *shown)
     left, right = fig.subfigures(1, 2, width_ratios=[3.0, 1.35 * 3 * group_cols])
     ax = left.add_subplot()
     image_axes(ax, trace.image, trace.image_size, f"layer {kernels.layer}, point ({point[0]:.0f}, {point[1]:.0f})")
@@ -257,6 +256,7 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     ("lrnet",),
     "LR-Net: every layer's k×k geometry prior per group as a grid (--term geometry: logits; "
     "weight: softmax over the window, the fixed kernel the layer would use without appearance)",
+    settings=GROUPS_SETTING,
 )
 def geometry_priors_view(trace: Trace, options: ViewOptions) -> Figure:
     names = layer_names(trace)
@@ -270,7 +270,7 @@ def geometry_priors_view(trace: Trace, options: ViewOptions) -> Figure:
             f"--term {term} does not apply to geometry priors; use geometry (logits) or "
             "weight (softmax over the window)"
         )
-    limit = int(options.extra.get("max_groups", MAX_GROUPS))
+    limit = int((options.extra or {}).get("max_groups", MAX_GROUPS))
     priors = []
     for name in names:
         geom = np.asarray(trace[f"lrnet/{name}/geometry"], dtype=np.float32)
@@ -279,12 +279,17 @@ def geometry_priors_view(trace: Trace, options: ViewOptions) -> Figure:
             geom = softmax(geom.reshape(g, k * k), axis=1).reshape(g, k, k)
         priors.append(geom[:limit])
     cols = max(p.shape[0] for p in priors)
+    check_panels(len(names) * cols, "prior panels (layers × groups)", "pick one layer with --layer or fewer groups "
+                 "with --set max_groups=N")
+    if finite_range(priors) is None:
+        raise NoFiniteValues
     symmetric = term == "geometry"
     cmap = "coolwarm" if symmetric else options.cmap
     norm = _range(priors, symmetric) if options.shared_range else None
     width = options.width or min(1.0 + 0.75 * cols, 16.0)
     height = options.height or 0.6 + 0.75 * len(names)
     fig = new_figure(width, height)
+    count_nonfinite(fig, *priors)
     axes = fig.subplots(len(names), cols, squeeze=False)
     im = None
     for r, (name, prior) in enumerate(zip(names, priors, strict=True)):
@@ -295,7 +300,7 @@ def geometry_priors_view(trace: Trace, options: ViewOptions) -> Figure:
             if c >= prior.shape[0]:
                 ax.axis("off")
                 continue
-            im = ax.imshow(prior[c], cmap=cmap, norm=norm or _range([prior[c]], symmetric), interpolation="nearest")
+            im = value_image(ax, prior[c], cmap, norm or _range([prior[c]], symmetric))
             if r == 0:
                 ax.set_title(f"g{c}", fontsize=6)
             if c == 0:

@@ -12,8 +12,10 @@ from matplotlib.patches import ConnectionPatch
 
 from relviz.core.errors import BadInputError
 from relviz.core.grid import Grid, check_point
+from relviz.core.limits import MAX_DRAWN_BOXES, MAX_HEATMAP_PIXELS
 from relviz.core.trace import Trace
-from relviz.render.figure import colorbar, heatmap, image_axes, mark_point, new_figure, shared_norm
+from relviz.render.figure import colorbar, count_nonfinite, heatmap, image_axes, mark_point, new_figure, shared_norm
+from relviz.render.selection import Setting, check_frame, check_panels, named_layer
 from relviz.render.views import ViewOptions, register_view
 
 
@@ -27,19 +29,7 @@ def resolve_block(trace: Trace, block: str | int | None) -> str:
     names = block_names(trace)
     if not names:
         raise BadInputError("the trace holds no non-local blocks (was it recorded with capture off?)")
-    if block is None or block == "":
-        return names[-1]
-    if str(block) in names:
-        return str(block)
-    try:
-        i = int(block)
-    except (TypeError, ValueError):
-        i = None
-    if i is not None and -len(names) <= i < len(names):
-        return names[i]
-    raise BadInputError(
-        f"non-local block {block!r} does not exist; valid blocks: {', '.join(names)} (or an index 0..{len(names) - 1})"
-    )
+    return named_layer(block, names, "non-local block", "blocks")
 
 
 def frames_of(trace: Trace) -> list[np.ndarray | None]:
@@ -50,16 +40,7 @@ def frames_of(trace: Trace) -> list[np.ndarray | None]:
 
 def clip_frame(trace: Trace, frame: int | None) -> int:
     """The clip position (0..T−1) of ``frame``: a video frame number the clip holds, else a clip index."""
-    n = len(frames_of(trace))
-    if frame is None:
-        return 0
-    indices = list(trace.meta.get("input", {}).get("frame_indices") or [])
-    if indices and frame in indices and trace.meta.get("input", {}).get("kind") == "video":
-        return indices.index(frame)
-    if 0 <= frame < n:
-        return int(frame)
-    held = f"; it holds video frames {', '.join(map(str, indices))}" if indices else ""
-    raise BadInputError(f"frame {frame} is not in this trace: give a clip position 0..{n - 1}{held}")
+    return check_frame(trace, frame, len(frames_of(trace)))
 
 
 @dataclass
@@ -95,9 +76,10 @@ def attention_row(
 
 
 def top_links(row: AttentionRow, k: int) -> list[tuple[float, float, int, float]]:
-    """The ``k`` strongest keys as (x, y, time step, value), strongest first."""
+    """The ``k`` strongest keys as (x, y, time step, value), strongest first (non-finite ones left out)."""
     flat = row.values.ravel()
-    order = np.argsort(-flat, kind="stable")[: max(0, k)]
+    finite = np.isfinite(flat)
+    order = np.argsort(np.where(finite, -flat, np.inf), kind="stable")[: max(0, min(k, int(finite.sum())))]
     out = []
     for idx in order:
         x, y, t = row.key_grid.point_of_cell(int(idx))
@@ -111,6 +93,7 @@ def top_links(row: AttentionRow, k: int) -> list[tuple[float, float, int, float]
     "Non-local: attention from --point (and --frame, a clip position or video frame) over the image "
     "or every frame of a clip, and the --top-k strongest links as arrows across frames (Fig. 3); "
     "--layer names the block",
+    settings={"values": Setting(str, "attention or the un-normalised pairwise term", ("attn", "pairwise"))},
 )
 def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     w, h = trace.image_size
@@ -126,6 +109,7 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     )
     frames = frames_of(trace)
     steps = row.key_grid.frames
+    check_panels(2 * steps, "panels (two per time step of the clip)", "trace a shorter clip")
     fs = max(1, row.key_grid.frame_stride) if len(frames) > 1 else 1
     shown = [min(t * fs, len(frames) - 1) for t in range(steps)]  # first frame of each time step
     ref_step = min(row.frame // fs, steps - 1)
@@ -135,6 +119,7 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     width = options.width or min(panel * steps + 0.9, 16.0)
     height = options.height or 2 * (width - 0.9) / steps * h / w + 0.7
     fig = new_figure(width, height)
+    count_nonfinite(fig, row.values)
     axes = fig.subplots(2, steps, squeeze=False)
     im = None
     for t in range(steps):
@@ -146,7 +131,7 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
         if t == ref_step:
             mark_point(ax, *point)
             mark_point(axes[1, t], *point)
-    links = top_links(row, int(options.top_k))
+    links = top_links(row, min(int(options.top_k), MAX_DRAWN_BOXES))
     if links:
         top = max(v for *_, v in links)
         low = min(v for *_, v in links)
@@ -182,4 +167,4 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
 def _key_map(row: AttentionRow, t: int, size: tuple[int, int]) -> np.ndarray:
     g = row.key_grid
     single = Grid(g.height, g.width, g.stride, g.scale_x, g.scale_y)
-    return single.to_image(row.values[t], size)
+    return single.to_image(row.values[t], size, MAX_HEATMAP_PIXELS)

@@ -17,22 +17,38 @@ Rows of a relation matrix are the receiving object n, columns the contributing o
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from relviz.core.errors import BadInputError
+from relviz.core.limits import MAX_DRAWN_BARS, MAX_DRAWN_BOXES
 from relviz.core.trace import Trace
 from relviz.render.figure import (
+    NoFiniteValues,
     colorbar,
+    count_nonfinite,
     draw_arrow,
     draw_boxes,
+    finite_range,
     image_axes,
     message_figure,
     new_figure,
+    range_norm,
     shared_norm,
+    value_image,
 )
-from relviz.render.selection import captions, check_object, detection_count, head_selection, select_head
+from relviz.render.selection import (
+    Setting,
+    captions,
+    check_object,
+    check_panels,
+    detection_count,
+    head_selection,
+    select_head,
+)
 from relviz.render.views import ViewOptions, register_view
 
 TERMS = {"weight": "ω (relation weight)", "geometry": "ω_G (geometry)", "appearance": "ω_A (appearance)"}
@@ -128,6 +144,10 @@ def _no_detections(title: str) -> Figure:
     ("relation",),
     "the selected object's relations to the others: arrows on the image "
     "and top-k bars per head (--module fc1|fc2|nms, --term, --head)",
+    settings={
+        "direction": Setting(str, "what the object receives (in) or contributes (out)", ("in", "out")),
+        "among": Setting(str, "rank every proposal or only detections", ("all", "detections")),
+    },
 )
 def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "relations")
@@ -140,26 +160,28 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     values = trace[f"relation/{module}/{term}"]  # (H, N, N)
     heads = values.shape[0]
     head = head_selection(options.head, heads)
+    panels = [head] if head is not None else [*range(heads), None]
+    check_panels(len(panels), "bar panels (one per head and their mean)", "choose one head with --head H")
     row = object_row(trace, obj, module)
     boxes = trace[f"relation/{module}/boxes"]
     names = _row_names(trace, module)
-    direction = str((options.extra or {}).get("direction", "in"))
-    if direction not in ("in", "out"):
-        raise BadInputError(f"direction must be 'in' (what the object receives) or 'out', got {direction!r}")
+    direction = (options.extra or {}).get("direction", "in")
     # "in": row n = the object, over contributors m; "out": column m = the object, over receivers n
-    lines = values[:, row, :] if direction == "in" else values[:, :, row]  # (H, N)
-    among = str((options.extra or {}).get("among", "all"))
-    if among not in ("all", "detections"):
-        raise BadInputError(f"among must be 'all' (every proposal) or 'detections', got {among!r}")
-    if among == "detections":  # only rows that became detections compete for the top k
-        mask = np.full(lines.shape[-1], -np.inf)
-        mask[list(names)] = 0.0
-        lines = lines + mask
+    raw = values[:, row, :] if direction == "in" else values[:, :, row]  # (H, N)
+    lines = np.where(np.isfinite(raw), raw, np.nan).astype(np.float64)  # non-finite: no value, never ranked
+    if (options.extra or {}).get("among", "all") == "detections":  # only rows that became detections compete
+        others = np.ones(lines.shape[-1], bool)
+        others[list(names)] = False
+        lines[:, others] = np.nan
+    if finite_range([lines]) is None:
+        raise NoFiniteValues
     line = select_head(lines, head)
-    k = max(1, min(int(options.top_k), int(np.isfinite(line).sum())))
-    top = np.argsort(-line, kind="stable")[:k]
+    finite = np.isfinite(line)
+    k = min(int(options.top_k), int(finite.sum()), MAX_DRAWN_BOXES)  # arrows, each with its box and value
+    top = np.argsort(np.where(finite, -line, np.inf), kind="stable")[:k]
 
     fig = new_figure(*_image_size_fig(trace, options, 13.0))
+    count_nonfinite(fig, raw)
     sub = fig.subfigures(1, 2, width_ratios=[1.3, 1.0])
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
@@ -173,8 +195,8 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
             f"\nrank {int(trace['relation/nms/rank'][row])} in its class, s0 {trace['relation/nms/scores'][row]:.3f}, "
             f"s1 {{{s1}}}"
         )
-    image_axes(ax, trace.image, trace.image_size, title)
-    lo, hi = float(line[top].min()), float(line[top].max())
+    image_axes(ax, trace.image, trace.image_size, title if k else title + " (no finite value to rank)")
+    lo, hi = finite_range([line[top]]) or (0.0, 0.0)
     strength = (line - lo) / (hi - lo) if hi > lo else np.ones_like(line)
     target = _centre(boxes[row])
     for m in top[::-1]:
@@ -222,20 +244,19 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
         )
 
     # bars: one panel per head (or just the chosen one), top-k contributors each
-    panels = [head] if head is not None else [*range(heads), None]
     cols = int(np.ceil(np.sqrt(len(panels))))
     rows = int(np.ceil(len(panels) / cols))
     axes = sub[1].subplots(rows, cols, squeeze=False)
-    kb = min(k, 8 if head is None else k)
+    kb = min(int(options.top_k), 8 if head is None else MAX_DRAWN_BARS)
     all_vals = [select_head(lines, h) for h in panels]
-    xmax = max(float(np.max(v[np.isfinite(v)])) for v in all_vals)
-    xmin = min(0.0, min(float(np.min(v[np.isfinite(v)])) for v in all_vals))
+    xmin, xmax = finite_range(all_vals)
+    xmin = min(0.0, xmin)
     for i, a in enumerate(axes.ravel()):
         if i >= len(panels):
             a.axis("off")
             continue
         v = all_vals[i]
-        order = np.argsort(-v, kind="stable")[:kb]
+        order = np.argsort(np.where(np.isfinite(v), -v, np.inf), kind="stable")[: min(kb, int(np.isfinite(v).sum()))]
         labels = [_row_label(trace, module, names, int(m)) + ("*" if m == row else "") for m in order]
         a.barh(range(len(order))[::-1], v[order], color="#4363d8" if panels[i] is not None else "#e6194b")
         a.set_yticks(range(len(order))[::-1], labels, fontsize=4 if head is None else 6)
@@ -254,6 +275,7 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     "relation-matrix",
     ("relation",),
     "N×N relation matrix among the detections (or all proposals: --set rows=proposals) for a module, head and term",
+    settings={"rows": Setting(str, "the detections or every proposal", ("detections", "proposals"))},
 )
 def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "relation-matrix")
@@ -263,9 +285,7 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     values = trace[f"relation/{module}/{term}"]
     head = head_selection(options.head, values.shape[0])
     mat = select_head(values, head)
-    scope = str((options.extra or {}).get("rows", "detections"))
-    if scope not in ("detections", "proposals"):
-        raise BadInputError(f"rows must be 'detections' or 'proposals', got {scope!r}")
+    scope = (options.extra or {}).get("rows", "detections")
     n_det = detection_count(trace)
     if scope == "detections":
         if n_det == 0:
@@ -282,7 +302,10 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
             for i in range(k)
         ]
         keep = [i for i, r in enumerate(rows) if r >= 0]
-        idx = np.array([rows[i] for i in keep])
+        if not keep:
+            return message_figure(f"none of the top {k} detections has a row in module {module}",
+                                  f"relation matrix ({module})")
+        idx = np.array([rows[i] for i in keep], dtype=np.int64)
         sub = mat[np.ix_(idx, idx)]
         labels = [str(i) for i in keep]
         sel_pos = keep.index(selected) if selected is not None and selected in keep else None
@@ -293,10 +316,13 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
         labels = [names.get(i, "") for i in range(len(sub))]
         sel_pos = object_row(trace, selected, module) if selected is not None else None
         what = f"over all {len(sub)} {'candidates' if module == 'nms' else 'proposals'}"
+    if finite_range([sub]) is None:
+        raise NoFiniteValues
     side = options.width or 6.5
     fig = new_figure(side, options.height or side * 0.85)
+    count_nonfinite(fig, sub)
     ax = fig.add_subplot()
-    im = ax.imshow(sub, cmap=options.cmap, interpolation="nearest", aspect="equal")
+    im = value_image(ax, sub, options.cmap, range_norm(*finite_range([sub])), aspect="equal")
     n = len(sub)
     step = 1 if n <= 40 else int(np.ceil(n / 40))
     ticks = [i for i in range(n) if labels[i] and (step == 1 or i % step == 0)]
@@ -315,27 +341,50 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
 
 
 # -- geometry landscape ------------------------------------------------------------------------------
-def omega_g(trace: Trace, module: str, receiver: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """ω_G (H, M) of boxes ``others`` (M, 4) into ``receiver`` (4,), from W_G alone (as the model)."""
+def omega_g(
+    trace: Trace, module: str, receiver: np.ndarray, others: np.ndarray, heads: list[int] | None = None
+) -> np.ndarray:
+    """ω_G (H, M) of boxes ``others`` (M, 4) into ``receiver`` (4,), from W_G alone (as the model).
+
+    ``heads`` picks some heads (all by default); the boxes are embedded in chunks, so memory stays
+    bounded whatever M and the embedding width d_g.
+    """
     meta = trace.meta.get("relation", {})
     weight = trace[f"relation/{module}/geometry_weight"].astype(np.float64)  # (H, d_g)
     bias = trace[f"relation/{module}/geometry_bias"].astype(np.float64)
+    if heads is not None:
+        weight, bias = weight[heads], bias[heads]
     d_g = weight.shape[1]
     eps = float(meta.get("offset_clamp", 1e-3))
     scale = float(meta.get("position_scale", 100.0))
     wavelength = float(meta.get("wavelength", 1000.0))
     r = np.asarray(receiver, np.float64)
     o = np.asarray(others, np.float64).reshape(-1, 4)
+    denom = wavelength ** ((8.0 / d_g) * np.arange(d_g // 8))
+    chunk = max(1, 2**21 // max(d_g, 1))
+    out = np.empty((len(weight), len(o)))
+    for start in range(0, len(o), chunk):
+        pos = _relative_geometry(r, o[start : start + chunk], eps)  # (M, 4)
+        ang = (scale * pos)[..., None] / denom  # (M, 4, d_g/8)
+        emb = np.concatenate([np.sin(ang), np.cos(ang)], -1).reshape(len(pos), d_g)
+        out[:, start : start + chunk] = np.maximum(emb @ weight.T + bias, 0.0).T
+    return out
+
+
+def _relative_geometry(r: np.ndarray, o: np.ndarray, eps: float) -> np.ndarray:
+    """(log|Δx|/w, log|Δy|/h, log w/w_m, log h/h_m) of boxes ``o`` relative to ``r`` (official clamps)."""
     w, h = r[2] - r[0], r[3] - r[1]
     ow, oh = o[:, 2] - o[:, 0], o[:, 3] - o[:, 1]
     dx = np.log(np.maximum(np.abs((r[0] + r[2]) / 2 - (o[:, 0] + o[:, 2]) / 2) / w, eps))
     dy = np.log(np.maximum(np.abs((r[1] + r[3]) / 2 - (o[:, 1] + o[:, 3]) / 2) / h, eps))
-    dw, dh = np.log(w / ow), np.log(h / oh)
-    pos = np.stack([dx, dy, dw, dh], -1)  # (M, 4)
-    denom = wavelength ** ((8.0 / d_g) * np.arange(d_g // 8))
-    ang = (scale * pos)[..., None] / denom  # (M, 4, d_g/8)
-    emb = np.concatenate([np.sin(ang), np.cos(ang)], -1).reshape(len(o), d_g)
-    return np.maximum(emb @ weight.T + bias, 0.0).T
+    return np.stack([dx, dy, np.log(w / ow), np.log(h / oh)], -1)
+
+
+def _landscape_cells(res: int, width: int, height: int, most: int = 160_000) -> tuple[int, int]:
+    """Columns and rows of a landscape ``res`` cells across, at the image's aspect, at most ``most`` cells."""
+    nx, ny = res, max(1, int(res * height / width))
+    f = min(1.0, float(np.sqrt(most / (nx * ny))))
+    return max(1, int(nx * f)), max(1, int(ny * f))
 
 
 def _grid_boxes(box: np.ndarray, xs: np.ndarray, ys: np.ndarray, s: float) -> np.ndarray:
@@ -349,6 +398,12 @@ def _grid_boxes(box: np.ndarray, xs: np.ndarray, ys: np.ndarray, s: float) -> np
     ("relation",),
     "ω_G of each head as a landscape over relative position (and, for one "
     "--head, relative scale) around the selected object, from W_G alone",
+    settings={
+        "scale": Setting(float, "the size of the box whose ω_G is drawn, × the object's", low=1e-3, high=1e3),
+        "resolution": Setting(int, "landscape cells across the image", low=4, high=400),
+        "dx": Setting(float, "the scale panel's offset in box widths", low=-1e3, high=1e3),
+        "dy": Setting(float, "the scale panel's offset in box heights", low=-1e3, high=1e3),
+    },
 )
 def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "geometry")
@@ -358,19 +413,17 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
         return _no_detections(f"geometry ({module})")
     obj = 0 if obj is None else obj
     extra = options.extra or {}
-    try:
-        s = float(extra.get("scale", 1.0))
-        res = int(extra.get("resolution", 72))
-    except (TypeError, ValueError):
-        raise BadInputError("--set scale and resolution must be numbers") from None
-    if s <= 0 or res < 4:
-        raise BadInputError("--set scale must be > 0 and resolution ≥ 4")
+    s = float(extra.get("scale", 1.0))
+    res = int(extra.get("resolution", 72))
     heads = trace[f"relation/{module}/geometry_weight"].shape[0]
     head = head_selection(options.head, heads)
+    if head is None:
+        check_panels(heads + 1, "landscapes (one per head and their mean)", "choose one head with --head H")
     box = trace[f"relation/{module}/boxes"][object_row(trace, obj, module)]
     width, height = trace.image_size
-    xs = (np.arange(res) + 0.5) * width / res
-    ys = (np.arange(int(res * height / width) or 1) + 0.5) * height / max(int(res * height / width), 1)
+    nx, ny = _landscape_cells(res, width, height)
+    xs = (np.arange(nx) + 0.5) * width / nx
+    ys = (np.arange(ny) + 0.5) * height / ny
     land = omega_g(trace, module, box, _grid_boxes(box, xs, ys, s)).reshape(heads, len(ys), len(xs))
     caps = captions(trace)
 
@@ -386,42 +439,38 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     else:
         scales = [0.5, 1.0, 2.0]
         maps = [
-            omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc))[head].reshape(len(ys), len(xs)) for sc in scales
+            omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc), [head])[0].reshape(len(ys), len(xs))
+            for sc in scales
         ]
         fw = options.width or 12.0
         fig = new_figure(fw, options.height or fw / 4 * max(height / width, 0.8) + 0.8)
         axes = fig.subplots(1, 4, squeeze=False)
         titles = [f"head {head}, size × {sc:g}" for sc in scales]
     norms = shared_norm(maps, options.shared_range)
+    count_nonfinite(fig, *maps)
     im = None
     for i, a in enumerate(axes.ravel()):
         if i >= len(maps):
             a.axis("off")
             continue
         image_axes(a, trace.image, trace.image_size, titles[i])
-        im = a.imshow(
-            maps[i],
-            extent=(0, width, height, 0),
-            cmap=options.cmap,
-            norm=norms[i],
-            alpha=0.75,
-            interpolation="bilinear",
+        im = value_image(
+            a, maps[i], options.cmap, norms[i], extent=(0, width, height, 0), alpha=0.75, interpolation="bilinear"
         )
         draw_boxes(a, box[None], [caps[obj]] if i == 0 else None, linewidth=0.8)
     if head is not None:
         a = axes[0, 3]
         ratios = np.linspace(-2.0, 2.0, 81)  # log(w_n / w_m), log(h_n / h_m)
-        try:
-            off = (float(extra.get("dx", 1.0)), float(extra.get("dy", 0.0)))
-        except (TypeError, ValueError):
-            raise BadInputError("--set dx and dy must be numbers (offsets in box widths/heights)") from None
+        off = (float(extra.get("dx", 1.0)), float(extra.get("dy", 0.0)))
         bw, bh = box[2] - box[0], box[3] - box[1]
         cx, cy = _centre(box)
         ow, oh = np.meshgrid(bw / np.exp(ratios), bh / np.exp(ratios))
         ocx, ocy = cx + off[0] * bw, cy + off[1] * bh
         others = np.stack([ocx - ow / 2, ocy - oh / 2, ocx + ow / 2, ocy + oh / 2], -1).reshape(-1, 4)
-        sc_map = omega_g(trace, module, box, others)[head].reshape(len(ratios), len(ratios))
-        im2 = a.imshow(sc_map, extent=(-2, 2, 2, -2), cmap=options.cmap, aspect="equal", interpolation="nearest")
+        sc_map = omega_g(trace, module, box, others, [head])[0].reshape(len(ratios), len(ratios))
+        count_nonfinite(fig, sc_map)
+        sc_norm = range_norm(*(finite_range([sc_map]) or (0.0, 1.0)))
+        im2 = value_image(a, sc_map, options.cmap, sc_norm, extent=(-2, 2, 2, -2), aspect="equal")
         a.set_xlabel("log(w_n / w_m)")
         a.set_ylabel("log(h_n / h_m)")
         a.set_title(f"scale, offset ({off[0]:g}w, {off[1]:g}h)", fontsize=8)
@@ -447,6 +496,7 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     ("regionfeat",),
     "the K part maps of the selected box over its support region (--term weight|geometry|appearance; "
     "--set part=K: one part over the image)",
+    settings={"part": Setting(int, "one part drawn large over the image", low=0, high=1e9)},
 )
 def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "regionfeat", "region-parts")
@@ -460,37 +510,37 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
         raise BadInputError("this region-feature trace holds no region tensors (it was traced without capture)")
     obj = 0 if obj is None else obj
     row = int(trace["detections/region_row"][obj])
+    if row < 0:
+        raise BadInputError(f"detection {obj} has no region row: its part maps were not recorded")
     values = trace[f"region/{term}"][row]  # (K, P)
     pos = trace["region/positions"][row]  # (P, 2)
     box = trace["region/boxes"][row]
     k, p = values.shape
-    parts = int(round(np.sqrt(k)))
-    samples = int(round(np.sqrt(p)))
-    xs, ys = pos[:, 0].reshape(samples, samples), pos[:, 1].reshape(samples, samples)
-    dx = (xs[0, -1] - xs[0, 0]) / max(samples - 1, 1)
-    dy = (ys[-1, 0] - ys[0, 0]) / max(samples - 1, 1)
-    extent = (xs[0, 0] - dx / 2, xs[0, -1] + dx / 2, ys[-1, 0] + dy / 2, ys[0, 0] - dy / 2)
+    parts, samples = math.isqrt(k), math.isqrt(p)
+    if parts * parts != k or samples * samples != p:
+        raise BadInputError(
+            f"region/{term} holds {k} parts over {p} positions; region-parts draws a square lattice "
+            "(parts × parts over samples × samples), so both must be squares"
+        )
+    extent = _support_extent(pos.reshape(samples, samples, 2), box)
     maps = [values[i].reshape(samples, samples) for i in range(k)]
-    finite = [m[np.isfinite(m)] for m in maps]
-    norms = shared_norm([f if f.size else np.zeros(1) for f in finite], options.shared_range)
-    aspect = (extent[2] - extent[3]) / max(extent[1] - extent[0], 1e-6)
+    aspect = min(max((extent[2] - extent[3]) / (extent[1] - extent[0]), 1 / 30), 30.0)
     bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
     part = (options.extra or {}).get("part")
     if part is not None:
-        try:
-            part = int(part)
-        except (TypeError, ValueError):
-            raise BadInputError(f"part {part!r} is not a part index 0..{k - 1}") from None
         if not 0 <= part < k:
             raise BadInputError(f"part {part} does not exist; valid parts: 0..{k - 1}")
         return _one_part(trace, options, obj, term, maps[part], part, parts, extent, box)
+    check_panels(k, "part maps", "draw one part with --set part=K")
+    norms = shared_norm(maps, options.shared_range)
     fw = options.width or min(1.25 * parts + 1.2, 12.0)
     fig = new_figure(fw, options.height or (fw - 1.2) / parts * aspect * parts + 0.9)
+    count_nonfinite(fig, *maps)
     axes = fig.subplots(parts, parts, squeeze=False)
     im = None
     for i, a in enumerate(axes.ravel()):
         image_axes(a, trace.image, trace.image_size)
-        im = a.imshow(maps[i], extent=extent, cmap=options.cmap, norm=norms[i], alpha=0.75, interpolation="nearest")
+        im = value_image(a, maps[i], options.cmap, norms[i], extent=extent, alpha=0.75)
         a.add_patch(
             Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor="white", linewidth=0.5)
         )
@@ -512,6 +562,20 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     return fig
 
 
+def _support_extent(lattice: np.ndarray, box: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, x1, y1, y0) covering the samples × samples lattice of positions (cells centred on them); the
+    box when the lattice spans no area (one sample, or positions that coincide)."""
+    xs, ys = lattice[..., 0], lattice[..., 1]
+    n = lattice.shape[0]
+    dx = (xs[0, -1] - xs[0, 0]) / max(n - 1, 1)
+    dy = (ys[-1, 0] - ys[0, 0]) / max(n - 1, 1)
+    extent = (xs[0, 0] - dx / 2, xs[0, -1] + dx / 2, ys[-1, 0] + dy / 2, ys[0, 0] - dy / 2)
+    if abs(extent[1] - extent[0]) > 1e-6 and abs(extent[2] - extent[3]) > 1e-6:
+        return tuple(float(v) for v in extent)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (min(x0, x1) - 0.5, max(x0, x1) + 0.5, max(y0, y1) + 0.5, min(y0, y1) - 0.5)
+
+
 def _one_part(
     trace: Trace,
     options: ViewOptions,
@@ -528,9 +592,9 @@ def _one_part(
     ax = fig.add_subplot()
     caps = captions(trace)
     image_axes(ax, trace.image, trace.image_size, f"{REGION_TERMS[term]} of part {part} for {caps[obj]}")
-    finite = values[np.isfinite(values)]
-    norm = shared_norm([finite if finite.size else np.zeros(1)], True)[0]
-    im = ax.imshow(values, extent=extent, cmap=options.cmap, norm=norm, alpha=0.7, interpolation="nearest")
+    norm = shared_norm([values], True)[0]
+    count_nonfinite(fig, values)
+    im = value_image(ax, values, options.cmap, norm, extent=extent, alpha=0.7)
     draw_boxes(ax, box[None], linewidth=0.8)
     bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
     r, c = divmod(part, parts)

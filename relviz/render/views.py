@@ -7,14 +7,25 @@ Views live beside their family (``relviz/render/<family>.py``) and register with
 from __future__ import annotations
 
 import importlib
+import math
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from relviz.core.errors import BadInputError
 from relviz.core.trace import Trace
+from relviz.render.figure import NoFiniteValues, check_cmap, message_figure, note_nonfinite
+from relviz.render.selection import (
+    Setting,
+    check_inches,
+    check_index_option,
+    check_settings,
+    check_top_k,
+)
 
 
 @dataclass
@@ -45,12 +56,44 @@ class ViewOptions:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ViewOptions:
+        if not isinstance(data, dict):
+            raise BadInputError(f"the figure options must be a JSON object, not {type(data).__name__}")
         data = dict(data)
         if data.get("point") is not None:
-            data["point"] = tuple(float(v) for v in data["point"])
-        data["points"] = [tuple(float(v) for v in p) for p in data.get("points") or []]
+            data["point"] = _point(data["point"], "point")
+        points = data.get("points") or []
+        if not isinstance(points, list):
+            raise BadInputError("the figure option 'points' must be a list of [x, y] pairs")
+        data["points"] = [_point(p, "points") for p in points]
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _point(value: Any, what: str) -> tuple[float, float]:
+    """An (x, y) pair of finite numbers, or a sentence."""
+    ok = isinstance(value, list | tuple) and len(value) == 2
+    ok = ok and all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in value)
+    if not ok or not all(math.isfinite(float(v)) for v in value):
+        raise BadInputError(f"the figure option {what!r} needs points as two finite numbers X,Y in image pixels, "
+                            f"not {str(value)[:40]}")
+    return float(value[0]), float(value[1])
+
+
+def checked_options(view: View, options: ViewOptions) -> ViewOptions:
+    """``options`` with what every view shares checked, and the view's ``--set`` settings parsed."""
+    return replace(
+        options,
+        object=check_index_option(options.object, "object"),
+        frame=check_index_option(options.frame, "frame"),
+        point=_point(options.point, "point") if options.point is not None else None,
+        points=[_point(p, "points") for p in options.points or []],
+        cmap=check_cmap(options.cmap),
+        top_k=check_top_k(options.top_k),
+        width=check_inches(options.width, "width"),
+        height=check_inches(options.height, "height"),
+        head=str(options.head) if options.head is not None else "mean",
+        extra=check_settings(view.name, options.extra, view.settings),
+    )
 
 
 @dataclass(frozen=True)
@@ -59,6 +102,7 @@ class View:
     families: tuple[str, ...]
     draw: Callable[[Trace, ViewOptions], Figure]
     help: str
+    settings: dict[str, Setting] = field(default_factory=dict)  # the --set keys it understands
 
 
 _VIEWS: dict[str, View] = {}
@@ -67,9 +111,9 @@ _VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr", "relviz.render
                  "relviz.render.relation")
 
 
-def register_view(name: str, families: tuple[str, ...], help: str):
+def register_view(name: str, families: tuple[str, ...], help: str, settings: dict[str, Setting] | None = None):
     def wrap(draw: Callable[[Trace, ViewOptions], Figure]):
-        _VIEWS[name] = View(name, families, draw, help)
+        _VIEWS[name] = View(name, families, draw, help, dict(settings or {}))
         return draw
 
     return wrap
@@ -86,7 +130,11 @@ def views_for(family: str) -> list[str]:
 
 
 def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
-    """Draw view ``name`` of ``trace``; a clear error when the view does not fit the trace's family."""
+    """Draw view ``name`` of ``trace``; a clear error when the view does not fit the trace's family.
+
+    The options every view shares are checked here (colormap, top-k, size, the view's ``--set`` keys);
+    non-finite values are drawn masked with a note, and a figure with no finite value to draw says so.
+    """
     available = views()
     if name not in available:
         raise BadInputError(f"unknown view {name!r}; valid views: {', '.join(sorted(available))}")
@@ -97,4 +145,13 @@ def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
             f"view {name!r} is for {'/'.join(view.families)} traces, but this trace is from "
             f"{trace.family or 'an unknown family'}; views for it: {valid}"
         )
-    return view.draw(trace, options)
+    options = checked_options(view, options)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="matplotlib")  # layout notes, not the user's business
+            fig = view.draw(trace, options)
+    except NoFiniteValues:
+        return message_figure(f"every value the {name} view would draw here is NaN or infinite:\nnothing to show",
+                              name)
+    note_nonfinite(fig)
+    return fig
