@@ -258,7 +258,9 @@ def _options_data(args: argparse.Namespace) -> dict[str, Any]:
 def _absolute(path: str | None) -> str | None:
     if path is None or path.lower() == "none":
         return path
-    return str(Path(path).expanduser().resolve())
+    from relviz.core.atomic import absolute
+
+    return str(absolute(path))
 
 
 def _resolved_source(source):

@@ -490,17 +490,17 @@ def _resolved(path: str | None, base: Path) -> str | None:
     if path is None or path.lower() == "none":
         return path
     p = Path(path).expanduser()
-    return str((p if p.is_absolute() else base / p).resolve())
+    return str(atomic.absolute(p if p.is_absolute() else base / p))
 
 
 def read_recipe(path: str | Path, output: str | Path | None = None) -> Recipe:
     """A recipe file, validated; relative paths in it are relative to its folder; ``output`` overrides."""
     path = Path(path)
     recipe = make_recipe(load_recipe_json(path))
-    base = path.resolve().parent
+    base = atomic.absolute(path).parent
     update: dict[str, Any] = {"trace": _resolved(recipe.trace, base), "output": _resolved(recipe.output, base)}
     if output is not None:
-        update["output"] = str(Path(output).resolve())
+        update["output"] = str(atomic.absolute(output))
     if recipe.source is not None:
         update["source"] = recipe.source.model_copy(update={
             "input": _resolved(recipe.source.input, base), "weights": _resolved(recipe.source.weights, base)})
@@ -594,7 +594,7 @@ def export_figure(recipe: Recipe, *, recipe_file: str | Path | None = None, trac
     if recipe.options.width and recipe.options.height:
         check_figure_pixels(recipe.options.width, recipe.options.height, recipe.dpi, names)
 
-    update: dict[str, Any] = {"output": str(out.resolve())}
+    update: dict[str, Any] = {"output": str(atomic.absolute(out))}
     if recipe.trace is not None:
         if trace is None:
             from relviz.core.trace import Trace

@@ -57,11 +57,12 @@ def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any], output
     ran at is kept, so the figure replays from the same model input.
     """
     from relviz import __version__
+    from relviz.core.atomic import absolute
     from relviz.export import make_recipe
 
     data: dict[str, Any] = {"relviz": __version__, "view": view, "options": vo.to_json(), "dpi": int(dpi)}
     if origin.get("trace"):
-        data["trace"] = str(Path(origin["trace"]).resolve())
+        data["trace"] = str(absolute(origin["trace"]))
     else:
         data["source"] = {
             "model": origin.get("model"),
@@ -79,7 +80,7 @@ def recipe(trace: Trace, view: str, vo, dpi: int, origin: dict[str, Any], output
             "seed": int(origin.get("seed") or 0),
         }
     if output is not None:
-        data["output"] = str(Path(output).resolve())
+        data["output"] = str(absolute(output))
     return make_recipe(data)
 
 

@@ -47,6 +47,15 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def absolute(path: str | Path) -> Path:
+    """``path`` made absolute with symlinks resolved; as written (made absolute) when they loop."""
+    path = Path(path).expanduser()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a loop of symlinks: Python 3.11 raises RuntimeError
+        return Path(os.path.abspath(path))
+
+
 def same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two paths name one file: after resolving symlinks and ``..``, or as hard links."""
     a, b = Path(a), Path(b)
