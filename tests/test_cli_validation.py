@@ -23,6 +23,14 @@ SMALL_CONFIG = {"backbone_depth": 18, "hidden_dim": 64, "nheads": 4, "enc_layers
                 "dim_feedforward": 96, "num_queries": 8, "num_classes": 5}
 
 
+@pytest.fixture(autouse=True)
+def report_folder(tmp_path_factory, monkeypatch):
+    """Internal-error reports of these tests go to a temporary cache folder, not the user's."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache / "relviz"
+
+
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scene")
@@ -202,9 +210,7 @@ def test_relative_paths_in_a_recipe_are_relative_to_its_folder(scene, recipe_fil
 # -- internal errors ------------------------------------------------------------------------------
 
 
-def test_a_bug_is_one_line_and_a_report_file(scene, tmp_path, capsys, monkeypatch):
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+def test_a_bug_is_one_line_and_a_report_file(scene, tmp_path, capsys, monkeypatch, report_folder):
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug in the drawing code\nwith a second line")
@@ -217,7 +223,7 @@ def test_a_bug_is_one_line_and_a_report_file(scene, tmp_path, capsys, monkeypatc
     assert lines[0].startswith("relviz: internal error (ZeroDivisionError): a bug in the drawing code; "
                                "the full report is in ")
     report = Path(lines[0].rsplit(" ", 1)[1])
-    assert report.parent == cache / "relviz" and report.is_file()
+    assert report.parent == report_folder and report.is_file()
     text = report.read_text()
     assert "Traceback" in text and "ZeroDivisionError: a bug in the drawing code" in text and "def broken" not in text
     assert "in broken" in text and str(tmp_path / "f.png") in text and "relviz 0.1.0" in text
@@ -276,6 +282,17 @@ def test_a_figure_never_replaces_its_trace_or_its_recipe(scene, tmp_path, capsys
     before = recipe.read_bytes()
     refused(capsys, ["export", "--recipe", str(recipe)], "its recipe", "is the recipe being replayed", "--out")
     assert recipe.read_bytes() == before
+
+
+def test_a_loop_of_symlinks_is_a_sentence_not_a_bug(scene, tmp_path, capsys, report_folder):
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    reports = set(report_folder.glob("*"))
+    refused(capsys, ["trace", "--model", "detr-r50", "--weights", "none", "--input", str(tmp_path / "a.png"),
+                     "--out", str(tmp_path / "b.png")])
+    refused(capsys, ["export", "--trace", str(tmp_path / "a.png"), "--view", "detections",
+                     "--out", str(tmp_path / "f.png")])
+    assert set(report_folder.glob("*")) == reports  # no internal error
 
 
 def test_figure_and_recipe_land_together_or_not_at_all(scene, tmp_path, capsys, monkeypatch):

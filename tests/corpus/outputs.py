@@ -29,6 +29,10 @@ def _same_file_cases(folder: Path, image: Path) -> list[Case]:
     cases.append(Case("trace-input-through-link-out-is-target",
                       ["trace", "--model", "detr-r50", "--weights", "none", "--input", str(folder / "link.png"),
                        "--out", str(image)], message="is the input", unchanged=[str(image)]))
+    (folder / "loop-a.png").symlink_to(folder / "loop-b.png")
+    (folder / "loop-b.png").symlink_to(folder / "loop-a.png")
+    cases.append(Case("trace-input-and-out-a-symlink-loop", [*base[:-1], str(folder / "loop-a.png"),
+                                                              "--out", str(folder / "loop-b.png")]))
     if WEIGHTS.is_file():
         ckpt = folder / "demo.safetensors"
         shutil.copyfile(WEIGHTS, ckpt)
