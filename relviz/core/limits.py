@@ -15,6 +15,10 @@ import os
 MAX_IMAGE_PIXELS = 50_000_000
 #: model input: pixels after the family's resize (DETR's 800×1333 is 1.07 Mpx)
 MAX_MODEL_INPUT_PIXELS = 2_500_000
+#: model input of the dense relation families (LR-Net, Non-local), whose cost grows faster with the input: a
+#: non-local block's attention is (positions)², so a 2.5-Mpx input needed 3.9 GB; LR-Net runs a k×k window
+#: per pixel and group (68 s at 2.5 Mpx on two cores)
+MAX_DENSE_INPUT_PIXELS = 1_000_000
 #: longer side / shorter side of an image or frame
 MAX_ASPECT_RATIO = 30.0
 
@@ -47,9 +51,9 @@ def max_image_pixels() -> int:
     return MAX_IMAGE_PIXELS
 
 
-def max_model_input_pixels() -> int:
-    """Raised in proportion when the user raises the image limit on purpose."""
-    return max(MAX_MODEL_INPUT_PIXELS, int(MAX_MODEL_INPUT_PIXELS * max_image_pixels() / MAX_IMAGE_PIXELS))
+def max_model_input_pixels(base: int = MAX_MODEL_INPUT_PIXELS) -> int:
+    """The model-input limit ``base``, raised in proportion when the user raises the image limit on purpose."""
+    return max(base, int(base * max_image_pixels() / MAX_IMAGE_PIXELS))
 
 
 #: command-line options and recipe fields (checked by the schema in relviz.export before any work)

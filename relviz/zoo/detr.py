@@ -24,7 +24,7 @@ from relviz.core.trace import Trace
 from relviz.models.coco import COCO_CLASSES
 from relviz.models.detr import DETR, RESNET_BLOCKS, DETRConfig, postprocess
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
-from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, check_model_input, normalise
 
 DEFAULT_SHORTER, DEFAULT_LONGER = 800, 1333
 _SIGNATURE = (
@@ -51,15 +51,20 @@ def resized_size(width: int, height: int, shorter: int, longer: int | None) -> t
 
 
 def preprocess(image: np.ndarray, shorter: int = DEFAULT_SHORTER) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB → normalised (3, h, w) float tensor; ``shorter=0`` keeps the size."""
+    """(H, W, 3) uint8 RGB → normalised (3, h, w) float tensor; ``shorter=0`` keeps the size.
+
+    The target size is checked before anything is resized, and the uint8 image is resized before the
+    float conversion, so a large input never exists as floats.
+    """
     height, width = image.shape[:2]
-    pil = Image.fromarray(image)
-    if shorter:
+    w, h = width, height
+    if shorter and min(width, height) > 0:
         longer = round(shorter * DEFAULT_LONGER / DEFAULT_SHORTER)
         w, h = resized_size(width, height, shorter, longer)
-        if (w, h) != (width, height):
-            pil = pil.resize((w, h), Image.BILINEAR)
-    return normalise(np.asarray(pil))
+    check_model_input((width, height), (w, h), resize=shorter)
+    if (w, h) != (width, height):
+        image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    return normalise(image)
 
 
 def _count_layers(state: dict[str, torch.Tensor], prefix: str) -> int:
@@ -91,7 +96,7 @@ def infer_config(state: dict[str, torch.Tensor], args: dict[str, Any]) -> dict[s
     }
     for key in ("nheads", "dilation"):
         if key in args and args[key] is not None:
-            config[key] = type(getattr(DETRConfig, key))(args[key])
+            config[key] = args[key]  # as given: the zoo checks every setting's type and range (relviz.zoo.bounds)
     return config
 
 
@@ -117,10 +122,7 @@ class DETRFamily(Family):
                 raise BadInputError(
                     f"the checkpoint's args say {key}={config[key]}, but {key}={overrides[key]} was asked for"
                 )
-        config = {**config, **overrides}
-        if config["hidden_dim"] % config.get("nheads", 8):
-            raise BadInputError(f"hidden width {config['hidden_dim']} is not divisible by {config['nheads']} heads")
-        return config
+        return {**config, **overrides}  # heads that do not divide the width are refused by relviz.zoo.bounds
 
     def labels(self, config: dict[str, Any]) -> list[str]:
         n = int(config.get("num_classes", 91))

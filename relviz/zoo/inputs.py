@@ -46,12 +46,13 @@ def check_resize(resize: Any) -> None:
 
 
 def check_model_input(size: tuple[int, int], target: tuple[int, int], frames: int = 1,
-                      resize: Any = None) -> None:
+                      resize: Any = None, base_limit: int = limits.MAX_MODEL_INPUT_PIXELS) -> None:
     """Refuse, before any resizing, an input whose model-input size breaks relviz's bounds.
 
     ``size`` is the image's (width, height), ``target`` the (width, height) the family would resize it
     to, ``frames`` how many such frames go into the model together, ``resize`` the asked shorter side
-    (checked when given).  One sentence says what is wrong and what to change.
+    (checked when given), ``base_limit`` the family's model-input limit in pixels before ``--max-pixels``
+    raises it.  One sentence says what is wrong and what to change.
     """
     if resize is not None:
         check_resize(resize)
@@ -68,7 +69,7 @@ def check_model_input(size: tuple[int, int], target: tuple[int, int], frames: in
     if tw < 1 or th < 1:
         raise BadInputError(f"resized for the model, the {width}×{height} input would be {tw}×{th} pixels; "
                             "choose a larger --resize")
-    pixels, limit = tw * th * max(1, int(frames)), limits.max_model_input_pixels()
+    pixels, limit = tw * th * max(1, int(frames)), limits.max_model_input_pixels(base_limit)
     if pixels > limit:
         clip = f" × {frames} frames" if frames > 1 else ""
         fix = "a smaller --resize or --clip-length" if frames > 1 else "a smaller --resize"

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from relviz.core import limits
 from relviz.core.capture import Recorder, recording
 from relviz.core.checkpoint import Checkpoint
 from relviz.core.errors import BadInputError
@@ -29,7 +30,7 @@ from relviz.core.grid import Grid
 from relviz.core.trace import Trace
 from relviz.models.lrnet import LRNet, resolve_config
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
-from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, check_model_input, normalise, shorter_side_size
 
 #: traces of inputs up to this many model-input pixels keep every layer's full /appearance and /weight
 FULL_CAPTURE_PIXELS = 160 * 160
@@ -47,13 +48,16 @@ _SIGNATURE = (
 
 
 def resize_shorter(image: np.ndarray, shorter: int | None) -> np.ndarray:
-    """Resize so the shorter side is ``shorter`` pixels (aspect kept; 0 or None = as is)."""
+    """Resize the uint8 image so the shorter side is ``shorter`` pixels (aspect kept; 0 or None = as is).
+
+    The target size is checked (:func:`relviz.zoo.inputs.check_model_input`) before anything is resized.
+    """
     h, w = image.shape[:2]
-    if not shorter or min(h, w) == shorter:
+    size = shorter_side_size(w, h, shorter)
+    check_model_input((w, h), size, resize=shorter, base_limit=limits.MAX_DENSE_INPUT_PIXELS)
+    if size == (w, h):
         return image
-    s = shorter / min(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if shorter < min(h, w) else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interp)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from relviz.core import limits
 from relviz.core.capture import Recorder, recording
 from relviz.core.checkpoint import Checkpoint
 from relviz.core.errors import BadInputError
@@ -27,7 +28,7 @@ from relviz.core.grid import Grid
 from relviz.core.trace import FactoredAttention, Trace
 from relviz.models.nonlocal_net import NonLocalResNet, resolve_config
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
-from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, check_model_input, normalise, shorter_side_size
 from relviz.zoo.lrnet import (
     _looks_like,
     _name,
@@ -116,6 +117,9 @@ class NonLocalFamily(Family):
         height, width = frames[0].shape[:2]
         if any(f.shape[:2] != (height, width) for f in frames):
             raise BadInputError("the clip's frames differ in size; relviz needs frames of one size")
+        # the whole clip's model input is checked before any frame is resized
+        check_model_input((width, height), shorter_side_size(width, height, shorter), len(frames), resize=shorter,
+                          base_limit=limits.MAX_DENSE_INPUT_PIXELS)
         tensors = [normalise(resize_shorter(f, shorter)) for f in frames]
         x = torch.stack(tensors, dim=1)[None] if net.clip else tensors[0][None]  # (1,3,T,H,W) or (1,3,H,W)
         x = x.to(model.device, model.dtype)
@@ -146,9 +150,8 @@ class NonLocalFamily(Family):
         if net.clip:
             start, step = int(source.get("frame", 0)), int(source.get("stride", 1) or 1)
             source["clip_length"] = len(frames)
-            source["frame_indices"] = (
-                [start + i * step for i in range(len(frames))] if source.get("kind") == "video" else [0] * len(frames)
-            )
+            moving = source.get("kind") == "video" and not source.get("still")
+            source["frame_indices"] = [start + i * step if moving else 0 for i in range(len(frames))]
         trace.meta.update(
             family=self.name,
             input=source,

@@ -25,6 +25,7 @@ import contextlib
 import re
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -44,7 +45,7 @@ from relviz.models.rcnn import (
 )
 from relviz.models.relation import GEOMETRY_CLAMP, OFFSET_CLAMP, POSITION_SCALE, WAVELENGTH
 from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
-from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD
+from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, check_model_input, detector_input_size, resize_uint8
 
 _RELATION_KEY = "roi_heads.box_head.relations.0.geometry_fc.weight"
 _DR_KEY = "roi_heads.duplicate_removal.logit.weight"
@@ -88,6 +89,13 @@ class _RCNNFamily(Family):
 
     def default_config(self) -> dict[str, Any]:
         return {k: v for k, v in DEFAULTS.items() if k not in self.excluded}
+
+    def supported_precisions(self, device: torch.device) -> list[str]:
+        """fp32 on the CPU and MPS; fp32 and fp16 on CUDA: torchvision's NMS and RoIAlign kernels have no bf16
+        (nor, on the CPU, fp16) version, so the detector would fail halfway through a run."""
+        if device.type == "cuda":
+            return [p for p in super().supported_precisions(device) if p in ("fp32", "fp16")]
+        return ["fp32"]
 
     def build(self, config: dict[str, Any]) -> torch.nn.Module:
         config = self._normalise(config)
@@ -169,14 +177,19 @@ class _RCNNFamily(Family):
             else:
                 max_size = max(int(round(options.resize * max_size / min_size)), 1)
                 min_size = int(options.resize)
-        x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).to(model.device, model.dtype) / 255.0
+        # torchvision's transform would resize a float copy of the whole image: resize the uint8 image to
+        # the size it would pick (checked first), and let the transform find nothing left to resize
+        target = detector_input_size(width, height, min_size, max_size)
+        check_model_input((width, height), target, resize=options.resize)
+        resized = resize_uint8(image, target, shrink=cv2.INTER_LINEAR)
+        x = torch.from_numpy(np.array(resized, copy=True)).permute(2, 0, 1).to(model.device, model.dtype) / 255.0
         recorder = Recorder() if options.capture else None
         module = model.module
         extra = options.extra or {}
         saved = _apply_runtime(module, extra)
         try:
             with recording(recorder) if recorder is not None else contextlib.nullcontext():
-                det, (in_h, in_w) = run_detector(module, x, min_size, max_size)
+                det, (in_h, in_w) = run_detector(module, x, min(target), max(target))
         finally:
             _restore_runtime(module, saved)
         keep = torch.nonzero(det["scores"] > options.threshold).flatten()
@@ -184,7 +197,7 @@ class _RCNNFamily(Family):
         trace = recorder.finish(0) if recorder is not None else Trace()
         sx, sy = width / in_w, height / in_h
         _rescale(trace, sx, sy)
-        trace["detections/boxes"] = det["boxes"][keep].float().cpu().numpy()
+        trace["detections/boxes"] = det["boxes"][keep].float().cpu().numpy() * np.array([sx, sy, sx, sy], np.float32)
         trace["detections/scores"] = det["scores"][keep].float().cpu().numpy()
         trace["detections/labels"] = det["labels"][keep].cpu().numpy().astype(np.int64)
         trace["detections/proposal"] = det["proposal"][keep].cpu().numpy().astype(np.int64)

@@ -27,8 +27,8 @@ def _sha(path: str) -> str | None:
 
 
 def main() -> None:
-    from relviz.cli import main as relviz_main
     from corpus import make
+    from relviz.cli import main as relviz_main
 
     category, folder = sys.argv[1], Path(sys.argv[2])
     only = set(sys.argv[3:])
