@@ -13,11 +13,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from relviz.app import maps
 from relviz.core.atomic import check_writable
 from relviz.core.errors import BadInputError
 from relviz.core.grid import Grid
 from relviz.core.trace import Trace
+from relviz.views import maps
 
 FORMATS = ("png", "svg", "pdf")
 

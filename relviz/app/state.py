@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from relviz.app import maps
 from relviz.app.messages import MessageBook
 from relviz.core.trace import Trace
+from relviz.views import maps
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from relviz.app import maps
 from relviz.app.panels.common import configure_pyqtgraph, grid_shape, levels, lut
 from relviz.app.state import AppState
+from relviz.views import maps
 
 
 class _Tile:

@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from relviz.app import maps
 from relviz.app.panels.common import configure_pyqtgraph, label_color, levels, lut
 from relviz.app.state import AppState
 from relviz.core.grid import Grid
+from relviz.views import maps
 
 MAX_HEAT_SIDE = 640  # heatmaps are upsampled (bilinear) to at most this many pixels a side
 

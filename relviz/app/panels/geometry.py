@@ -14,9 +14,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from relviz.app import maps
 from relviz.app.panels.common import configure_pyqtgraph, grid_shape, levels, lut
 from relviz.app.state import AppState
+from relviz.views import maps
 
 
 class GeometryPanel(QWidget):

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from relviz.app import maps
 from relviz.app.panels.common import label_color
 from relviz.app.state import AppState
+from relviz.views import maps
 
 COLUMNS = ["#", "label", "score", "x0", "y0", "x1", "y1", "query"]
 

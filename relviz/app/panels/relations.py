@@ -8,9 +8,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from relviz.app import maps
 from relviz.app.panels.common import configure_pyqtgraph, levels, lut
 from relviz.app.state import AppState
+from relviz.views import maps
 
 TOP_K = 10
 

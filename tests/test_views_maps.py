@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from relviz.app import maps
 from relviz.app.synthetic import synthetic_trace
 from relviz.core.grid import Grid
 from relviz.core.trace import Trace
+from relviz.views import maps
 
 
 @pytest.fixture
