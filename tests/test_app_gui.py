@@ -414,15 +414,15 @@ def test_no_widget_leaks_after_closing_the_window(qtbot, settings):
 def test_playback_drops_frames_rather_than_stalling(qtbot, window, tmp_path, monkeypatch):
     import time
 
-    from relviz.app import controller as ctl
+    from relviz import pipeline
 
-    real_step = ctl._video_step
+    real_step = pipeline.video_step
 
     def slow_step(*args):  # a model that needs 150 ms a frame, on a 50 fps video
         time.sleep(0.15)
         return real_step(*args)
 
-    monkeypatch.setattr(ctl, "_video_step", slow_step)
+    monkeypatch.setattr(pipeline, "video_step", slow_step)
     video = tmp_path / "fast.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (32, 24))
     for i in range(50):

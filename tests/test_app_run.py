@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QSettings
 
-from relviz.app import controller as ctl
+from relviz import pipeline
 from relviz.app.settings import Settings
 from relviz.app.window import MainWindow
 
@@ -148,7 +148,7 @@ def test_gpu_out_of_memory_falls_back_to_cpu_with_a_message(monkeypatch, tiny_de
     image = tmp_path / "img.png"
     Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(image)
     ctx = _Ctx()
-    trace = ctl._run_image(ctx, loaded, str(image), ctl.RunChoice(0.0, 64))
+    trace = pipeline.run_image(ctx, loaded, str(image), pipeline.RunChoice(0.0, 64))
     assert calls == ["cuda:0", "cpu"]
     assert loaded.device.type == "cpu" and "fell back to the CPU" in ctx.notes[0]
     assert len(trace["detections/boxes"]) == 6

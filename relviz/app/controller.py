@@ -1,6 +1,7 @@
 """The controller answers the state's requests with work in workers, and writes results back.
 
-It owns the loaded model and the workers; it never touches a widget.  Model loading, inference and
+It owns the loaded model and the workers; it never touches a widget.  What runs in the workers is the
+Qt-free :mod:`relviz.pipeline` (models, frames, clips, the GPU → CPU fallback).  Model loading, inference and
 video decoding run one at a time on the ``model`` pool (model code is not re-entrant); image reading,
 trace loading and figure exports run on the ``io`` pool.  torch and the zoo are imported inside the
 first task, after the window is shown.
@@ -11,21 +12,22 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
+from relviz import pipeline
 from relviz.app import exporting
 from relviz.app.messages import EXPORT, INPUT, MODEL, RUN
 from relviz.app.settings import Settings
 from relviz.app.state import AppState, ModelInfo
 from relviz.app.workers import Runner, Task, TaskContext
-from relviz.core.errors import BadInputError, RelvizError
+from relviz.core.errors import RelvizError
 from relviz.core.readers import InputKind, classify, folder_items
 from relviz.core.trace import Trace
+from relviz.pipeline import RunChoice, VideoSource
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
@@ -83,206 +85,6 @@ def family_precisions(family, device, fallback: list[str]) -> list[str]:
     return ["fp32", *[n for n in names if n != "fp32"]]
 
 
-def _is_oom(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "out of memory" in text or type(exc).__name__ == "OutOfMemoryError"
-
-
-def _load_model(ctx: TaskContext, choice: dict[str, Any]):
-    ctx.progress(-1, "loading the model…")
-    import relviz.zoo as zoo
-
-    kwargs = dict(
-        name=choice.get("name") or None,
-        weights=choice.get("weights"),
-        family=choice.get("family"),
-        device=choice.get("device") or "auto",
-        precision=choice.get("precision") or "fp32",
-    )
-    if kwargs["weights"] == "bundled":
-        kwargs["weights"] = None
-    try:
-        return zoo.load_model(**kwargs)
-    except Exception as exc:  # noqa: BLE001 — only GPU memory exhaustion is retried, on the CPU
-        if not _is_oom(exc) or kwargs["device"] == "cpu":
-            raise
-        ctx.note(f"the GPU ran out of memory loading the model; fell back to the CPU ({exc})", "warning")
-        return zoo.load_model(**{**kwargs, "device": "cpu", "precision": "fp32"})
-
-
-def _to_cpu(loaded) -> None:
-    import torch
-
-    loaded.module.to(device="cpu", dtype=torch.float32)
-    loaded.device, loaded.dtype = torch.device("cpu"), torch.float32
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-@dataclass(frozen=True)
-class RunChoice:
-    """The user's run settings, handed to workers by value."""
-
-    threshold: float = 0.7
-    resize: int | None = None  # shorter side; None = the family's default, 0 = keep the size
-
-
-def _run_image(ctx: TaskContext, loaded, path: str, run: RunChoice) -> Trace:
-    ctx.progress(-1, f"running {loaded.name} on {Path(path).name}…")
-    import relviz.zoo as zoo
-
-    options = zoo.RunOptions(threshold=run.threshold, resize=run.resize)
-    try:
-        return zoo.run_model(loaded, path, options)
-    except Exception as exc:  # noqa: BLE001
-        if not _is_oom(exc) or loaded.device.type == "cpu":
-            raise
-        ctx.note(f"the GPU ran out of memory; fell back to the CPU for {loaded.name}", "warning")
-        _to_cpu(loaded)
-        return zoo.run_model(loaded, path, options)
-
-
-def _run_frames(loaded, frames: list[np.ndarray], source: dict[str, Any], run: RunChoice, frame: int) -> Trace:
-    """Run an image family on an already decoded frame (no second decode), as ``run_model`` does."""
-    import torch
-
-    import relviz.zoo as zoo
-
-    options = zoo.RunOptions(threshold=run.threshold, resize=run.resize, frame=frame)
-    with torch.inference_mode():
-        trace = loaded.family.run(loaded, frames, source, options)
-    trace.meta.setdefault("model", loaded.describe())
-    return trace
-
-
-class TruncatedVideo(BadInputError):
-    """A frame past the end of what a cut-short file decodes; ``frames`` is how many do."""
-
-    def __init__(self, message: str, frames: int):
-        super().__init__(message)
-        self.frames = frames
-
-
-class _VideoSource:
-    """A video opened once and read by the model pool's one thread."""
-
-    def __init__(self, path: Path):
-        from relviz.core.video import VideoReader
-
-        self.path = path
-        self.reader = VideoReader(path)
-
-        self._decodable: int | None = None
-
-    def frame(self, index: int) -> np.ndarray:
-        image = self.reader.read(index)
-        if image is None:
-            n = self.decodable()
-            raise TruncatedVideo(
-                f"frame {index} of {self.path.name} cannot be decoded: the file is cut short and decodes "
-                f"{n} of the {len(self.reader)} frames its header promises",
-                n,
-            )
-        return image
-
-    def decodable(self) -> int:
-        """How many frames really decode, counted once, sequentially (> 1,000 frames/s)."""
-        if self._decodable is None:
-            import cv2
-
-            cap = cv2.VideoCapture(str(self.path))
-            n = 0
-            while cap.grab():
-                n += 1
-            cap.release()
-            self._decodable = n
-        return self._decodable
-
-    def close(self) -> None:
-        self.reader.close()
-
-
-def _video_step(
-    ctx: TaskContext, video: _VideoSource, index: int, loaded, run: RunChoice, clip_length: int | None
-) -> tuple[int, np.ndarray | None, Trace | None, str, int | None]:
-    """Decode (and run the model on) frame ``index``: (index, image, trace, note, frames).
-
-    For a frame past the end of a cut-short file, image is None and ``frames`` says how many decode.
-    """
-    try:
-        image = video.frame(index)
-    except TruncatedVideo as exc:
-        if exc.frames == 0:
-            raise
-        return index, None, None, f"{exc}; the timeline now ends at frame {exc.frames - 1}", exc.frames
-    if loaded is None:
-        return index, image, None, "", None
-    note = ""
-    source = {
-        "path": str(video.path),
-        "kind": "video",
-        "frame": index,
-        "size": [image.shape[1], image.shape[0]],
-        "fps": video.reader.fps,
-        "stride": 1,
-    }
-    for attempt in range(2):
-        try:
-            if loaded.family.input_kind == "clip":
-                import relviz.zoo as zoo
-
-                trace = zoo.run_model(
-                    loaded,
-                    video.path,
-                    zoo.RunOptions(threshold=run.threshold, resize=run.resize, frame=index, clip_length=clip_length),
-                )
-            else:
-                trace = _run_frames(loaded, [image], source, run, index)
-            return index, image, trace, note, None
-        except Exception as exc:  # noqa: BLE001
-            if attempt or not _is_oom(exc) or loaded.device.type == "cpu":
-                raise
-            _to_cpu(loaded)
-            note = "the GPU ran out of memory; fell back to the CPU"
-    raise AssertionError("unreachable")
-
-
-def _read_image(ctx: TaskContext, path: str) -> np.ndarray:
-    from relviz.core.images import read_image  # refuses an image over the pixel limit from its header
-
-    return read_image(path)
-
-
-def _open_video(ctx: TaskContext, path: str) -> tuple[_VideoSource, np.ndarray]:
-    video = _VideoSource(Path(path))
-    return video, video.frame(0)
-
-
-def _load_trace(ctx: TaskContext, path: str) -> tuple[Trace, np.ndarray | None]:
-    trace = Trace.load(path)
-    image = trace.image
-    if image is None:
-        src = trace.meta.get("input", {}).get("path")
-        if src and Path(src).is_file():
-            from relviz.core.images import read_image
-            from relviz.core.readers import InputKind, classify
-
-            with contextlib.suppress(RelvizError):
-                if classify(src) == InputKind.IMAGE:
-                    image = read_image(src)
-                else:
-                    video = _VideoSource(Path(src))
-                    image = video.frame(int(trace.meta.get("input", {}).get("frame", 0) or 0))
-                    video.close()
-    if image is None:
-        try:
-            w, h = trace.image_size
-        except (KeyError, TypeError, ValueError):
-            w, h = 640, 480
-        image = np.full((h, w, 3), 40, np.uint8)
-    return trace, image
-
-
 def _problem(path: Path, exc: BaseException) -> str:
     """One sentence for a path that cannot be used: a RelvizError's own, or what the system said."""
     if isinstance(exc, RelvizError):
@@ -307,7 +109,7 @@ class Controller(QObject):
         self.loaded = None  # relviz.zoo.LoadedModel
         self.zoo_ready = False
         self.zoo_ready_at: float | None = None
-        self.video: _VideoSource | None = None
+        self.video: VideoSource | None = None
         self.clip_length: int | None = None
         self._pending_loads = 0  # zoo listing and model loads in flight
         self._run_after_load = False
@@ -588,7 +390,7 @@ class Controller(QObject):
                 self._close_video()
                 self.state.set_image(image, path, "image")
                 self.state.set_trace(None)
-                self.state.select(frame=0, point=None)
+                self.state.select(frame=0)
                 self.state.success(f"opened {path.name} ({image.shape[1]}×{image.shape[0]})", INPUT, req)
                 if self.loaded is not None or self._loading:
                     self.run()
@@ -596,7 +398,7 @@ class Controller(QObject):
                     self.results += 1  # nothing more will come: the image is the result
 
             self._start(
-                f"reading {path.name}", _read_image, str(path), pool="io", done=done, topic=INPUT, request=req
+                f"reading {path.name}", pipeline.read_image, str(path), pool="io", done=done, topic=INPUT, request=req
             )
         elif kind == InputKind.VIDEO:
 
@@ -611,7 +413,7 @@ class Controller(QObject):
                 self.state.video_fps = video.reader.fps
                 self.state.set_image(first, path, "video")
                 self.state.set_trace(None)
-                self.state.select(frame=0, point=None)
+                self.state.select(frame=0)
                 self.state.videoChanged.emit()
                 n = len(video.reader)
                 what = "1 frame" if n == 1 else f"{n} frames at {video.reader.fps:.3g} fps"
@@ -621,7 +423,8 @@ class Controller(QObject):
                 else:
                     self.results += 1
 
-            self._start(f"opening {path.name}", _open_video, str(path), done=done_video, topic=INPUT, request=req)
+            name = f"opening {path.name}"
+            self._start(name, pipeline.open_video, str(path), done=done_video, topic=INPUT, request=req)
         else:
             self.state.info(f"{path.name} is a {kind.value}, not an image or a video", "error", INPUT, req)
 
@@ -660,7 +463,7 @@ class Controller(QObject):
             )
 
         name = f"reading {path.name}"
-        self._start(name, _load_trace, str(path), pool="io", done=done, failed=failed, topic=INPUT, request=req)
+        self._start(name, pipeline.load_trace, str(path), pool="io", done=done, failed=failed, topic=INPUT, request=req)
 
     # -- model ---------------------------------------------------------------------------------------
     def load_model(self, choice: dict[str, Any], request: int | None = None) -> None:
@@ -711,7 +514,9 @@ class Controller(QObject):
                 self.state.info(f"{what} was refused; still loaded: {self.state.model.describe()}", "info", MODEL, req)
             self._load_finished(refused=True)
 
-        self._start("loading the model", _load_model, dict(choice), done=done, failed=failed, topic=MODEL, request=req)
+        self._start(
+            "loading the model", pipeline.load_model, dict(choice), done=done, failed=failed, topic=MODEL, request=req
+        )
 
     def run(self) -> None:
         """Run the model on the current image or video frame."""
@@ -756,7 +561,7 @@ class Controller(QObject):
 
         self._start(
             f"running {self.loaded.name}",
-            _run_image,
+            pipeline.run_image,
             self.loaded,
             str(path),
             self.run_choice(),
@@ -819,11 +624,13 @@ class Controller(QObject):
             self.play(False)
             self._frame_pending = None
             self.results += 1
+            if gen == self._generation and self.loaded is not None:
+                self._show_frame_only(index, gen)  # the canvas shows the frame the timeline shows
             self._next_frame()
 
         self._start(
             f"frame {index}",
-            _video_step,
+            pipeline.video_step,
             self.video,
             index,
             self.loaded,
@@ -836,6 +643,21 @@ class Controller(QObject):
             progress=False,
             topic=RUN,
         )
+
+    def _show_frame_only(self, index: int, gen: int) -> None:
+        """Decode frame ``index`` without the model (its run failed): the frame is shown, no stale result."""
+        video = self.video
+
+        def done(result) -> None:
+            if gen == self._generation and result.image is not None and self.state.sel.frame == index:
+                self.state.set_image(result.image, self.state.source_path, "video")
+                self.state.set_trace(None)
+
+        if video is not None:
+            self._start(
+                f"frame {index}", pipeline.video_step, video, index, None, self.run_choice(), None,
+                done=done, busy=False, progress=False, topic=RUN,
+            )
 
     def _next_frame(self) -> None:
         self._frame_busy = False

@@ -158,7 +158,8 @@ def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np
 
 
 def export_video(ctx, video_path: str, path: str, loaded, run, sel, options: dict[str, Any]) -> str:
-    from relviz.app.controller import _video_step, _VideoSource
+    from relviz.pipeline import VideoSource as _VideoSource
+    from relviz.pipeline import video_step as _video_step
 
     out_path = Path(path)
     if out_path.suffix.lower() != ".mp4":
