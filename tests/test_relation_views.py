@@ -118,28 +118,29 @@ def test_relation_matrix_shows_the_submatrix_among_detections(traces):
 def test_relations_bars_are_the_top_values_per_head(traces):
     tr = traces["relation"]
     obj, k = 2, 5
+    proposal = tr["detections/proposal"]
+    row = proposal[obj]
+    weight = tr["relation/fc1/weight"][4]
+    # by default the detections are ranked (as on the canvas): each other detection on its own proposal
     fig = render_view(tr, "relations", ViewOptions(object=obj, module="fc1", term="weight", head="4", top_k=k))
     bars = fig.axes[-1].patches  # the single head's bar chart
-    row = tr["detections/proposal"][obj]
-    expected = np.sort(tr["relation/fc1/weight"][4, row])[::-1][:k]
+    others = [d for d in range(len(proposal)) if proposal[d] != row]
+    expected = np.sort(weight[row, proposal[others]])[::-1][:k]
     widths = np.array([b.get_width() for b in bars])
     np.testing.assert_allclose(np.sort(widths)[::-1], expected, rtol=1e-6)
-    # only the proposals that became detections: keep the top 4 detections, as a higher threshold would
-    few = Trace(arrays=dict(tr.arrays), meta=dict(tr.meta))
-    for key in [k_ for k_ in few.arrays if k_.startswith("detections/")]:
-        few.arrays[key] = few.arrays[key][:4]
-    det_rows = np.unique(few["detections/proposal"])
-    assert len(det_rows) < len(tr["relation/fc1/boxes"])
-    opts = ViewOptions(object=obj, module="fc1", head="4", top_k=k, extra={"among": "detections"})
-    fig = render_view(few, "relations", opts)
+    labels = [t.get_text() for t in fig.axes[-1].get_yticklabels()]
+    assert all(label.startswith("d") for label in labels)  # named as on the canvas: d3 class 1
+    # every proposal on request (itself left out: an arrow cannot point at itself)
+    opts = ViewOptions(object=obj, module="fc1", head="4", top_k=k, extra={"among": "all"})
+    fig = render_view(tr, "relations", opts)
     widths = np.array([b.get_width() for b in fig.axes[-1].patches])
-    shown = np.sort(widths[np.isfinite(widths)])[::-1]
-    np.testing.assert_allclose(shown, np.sort(tr["relation/fc1/weight"][4, row, det_rows])[::-1][:k])
+    line = np.delete(weight[row], row)
+    np.testing.assert_allclose(np.sort(widths)[::-1], np.sort(line)[::-1][:k], rtol=1e-6)
     # what the object gives the others: its column
     opts = ViewOptions(object=obj, module="fc1", head="4", top_k=k, extra={"direction": "out"})
     fig = render_view(tr, "relations", opts)
     widths = np.array([b.get_width() for b in fig.axes[-1].patches])
-    np.testing.assert_allclose(np.sort(widths)[::-1], np.sort(tr["relation/fc1/weight"][4, :, row])[::-1][:k])
+    np.testing.assert_allclose(np.sort(widths)[::-1], np.sort(weight[proposal[others], row])[::-1][:k], rtol=1e-6)
 
 
 def test_geometry_landscape_from_w_g_reproduces_the_recorded_geometry(traces):

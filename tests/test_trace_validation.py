@@ -260,7 +260,7 @@ def test_relation_matrix_draws_nan_in_the_no_value_colour_with_a_note():
     weight = trace["relation/fc2/weight"].copy()
     weight[:, 3, 1] = np.nan  # receiving proposal 3, contributing proposal 1, every head
     trace["relation/fc2/weight"] = weight
-    fig = render_view(trace, "relation-matrix", ViewOptions(extra={"rows": "proposals"}, colorbar=False))
+    fig = render_view(trace, "relation-matrix", ViewOptions(module="fc2", extra={"rows": "proposals"}, colorbar=False))
     ax = fig.axes[0]
     np.testing.assert_allclose(_pixel(fig, ax, 1, 3), to_rgb(NO_VALUE_COLOR), atol=0.02)
     assert not np.allclose(_pixel(fig, ax, 2, 3), to_rgb(NO_VALUE_COLOR), atol=0.02)
@@ -328,5 +328,5 @@ def test_too_many_small_multiples_are_refused_with_what_to_do():
     for term in ("weight", "geometry", "appearance"):
         trace[f"relation/fc2/{term}"] = np.ones((300, 6, 6), np.float32)
     with pytest.raises(BadInputError, match="choose one head with --head H"):
-        render_view(trace, "relations", ViewOptions())
-    assert render_view(trace, "relations", ViewOptions(head="7")) is not None
+        render_view(trace, "relations", ViewOptions(module="fc2"))
+    assert render_view(trace, "relations", ViewOptions(module="fc2", head="7")) is not None

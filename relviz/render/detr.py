@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from relviz.core.grid import Grid
-from relviz.core.limits import MAX_HEATMAP_PIXELS
 from relviz.core.trace import Trace
 from relviz.render.figure import (
     colorbar,
@@ -21,6 +19,7 @@ from relviz.render.figure import (
     shared_norm,
 )
 from relviz.render.selection import (
+    Setting,
     captions,
     check_object,
     check_panels,
@@ -28,13 +27,15 @@ from relviz.render.selection import (
     detection_count,
     head_selection,
     layer_index,
-    select_head,
 )
 from relviz.render.views import ViewOptions, register_view
+from relviz.views import maps
 
 ENCODER = "detr/encoder/self_attn"
 CROSS = "detr/decoder/cross_attn"
 MAX_OBJECTS = 6
+#: how heatmaps are drawn: their cells (nearest) unless smoothing is asked
+SMOOTH = {"interpolation": Setting(str, "draw the cells (nearest) or smooth them (bilinear)", ("nearest", "bilinear"))}
 
 
 def default_points(trace: Trace, limit: int = 4) -> list[tuple[float, float]]:
@@ -46,27 +47,15 @@ def default_points(trace: Trace, limit: int = 4) -> list[tuple[float, float]]:
     return [(w / 2, h / 2)]
 
 
-def encoder_rows(trace: Trace, points, layer: int, head: int | None) -> list[np.ndarray]:
-    """Encoder self-attention of each point's cell over the grid cells (S,)."""
-    grid = Grid.from_json(trace.meta["grid"])
-    return [select_head(trace.rows(ENCODER, grid.cell_of_point(x, y))[layer], head) for x, y in points]
+def encoder_maps(trace: Trace, points, layer: int) -> list[maps.Map]:
+    """The encoder self-attention of each point's cell (every head), as the window computes it."""
+    src = maps.source(trace, ENCODER)
+    return [maps.point_map(trace, src, p, layer) for p in points]
 
 
-def encoder_maps(trace: Trace, points, layer: int, head: int | None) -> list[np.ndarray]:
-    """Encoder self-attention of each point's cell over the image (at most MAX_HEATMAP_PIXELS each)."""
-    grid = Grid.from_json(trace.meta["grid"])
-    return [grid.to_image(r, trace.image_size, MAX_HEATMAP_PIXELS) for r in encoder_rows(trace, points, layer, head)]
-
-
-def decoder_row(trace: Trace, obj: int, layer: int, head: int | None) -> np.ndarray:
-    """Decoder cross-attention of detection ``obj``'s query over the grid cells (S,)."""
-    query = int(trace["detections/query"][obj])
-    return select_head(trace.rows(CROSS, query)[layer], head)  # (H, S) → (S,)
-
-
-def decoder_map(trace: Trace, obj: int, layer: int, head: int | None) -> np.ndarray:
-    grid = Grid.from_json(trace.meta["grid"])
-    return grid.to_image(decoder_row(trace, obj, layer, head), trace.image_size, MAX_HEATMAP_PIXELS)
+def decoder_map(trace: Trace, obj: int, layer: int) -> maps.Map:
+    """Decoder cross-attention of detection ``obj``'s query (every head), as the window computes it."""
+    return maps.object_map(trace, maps.source(trace, CROSS), obj, layer)
 
 
 def _panel_size(trace: Trace, columns: int, rows: int, options: ViewOptions) -> tuple[float, float]:
@@ -75,7 +64,8 @@ def _panel_size(trace: Trace, columns: int, rows: int, options: ViewOptions) -> 
     return width, options.height or (width - 0.8) / columns * h / w * rows + 0.5
 
 
-@register_view("encoder-attention", ("detr",), "encoder self-attention from reference points (DETR Fig. 3)")
+@register_view("encoder-attention", ("detr",), "encoder self-attention from reference points (DETR Fig. 3)",
+               settings=SMOOTH)
 def encoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     points = checked_points(trace, options.points or ([options.point] if options.point else None))
     points = points or default_points(trace)
@@ -83,22 +73,22 @@ def encoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     layers, heads = trace.shape(ENCODER)[:2]
     layer = layer_index(options.layer, layers)
     head = head_selection(options.head, heads)
-    grid = Grid.from_json(trace.meta["grid"])
-    rows = encoder_rows(trace, points, layer, head)
-    maps = [grid.to_image(r, trace.image_size, MAX_HEATMAP_PIXELS) for r in rows]
-    norms = shared_norm(maps, options.shared_range)
+    views = encoder_maps(trace, points, layer)
+    shown = [v.head(head) for v in views]
+    norms = shared_norm(shown, options.shared_range)
+    interpolation = options.extra.get("interpolation", "nearest")
     fig = new_figure(*_panel_size(trace, len(points) + 1, 1, options))
-    count_nonfinite(fig, *rows)
+    count_nonfinite(fig, *shown)
     axes = fig.subplots(1, len(points) + 1, squeeze=False)[0]
     image_axes(axes[0], trace.image, trace.image_size, "reference points")
     if detection_count(trace):
-        draw_boxes(axes[0], trace["detections/boxes"], captions(trace))
+        draw_boxes(axes[0], trace["detections/boxes"], captions(trace), labels=trace["detections/labels"])
     head_name = "head mean" if head is None else f"head {head}"
-    for i, ((x, y), m, norm) in enumerate(zip(points, maps, norms)):
+    for i, ((x, y), view, m, norm) in enumerate(zip(points, views, shown, norms, strict=True)):
         mark_point(axes[0], x, y, label=str(i))
         ax = axes[i + 1]
         image_axes(ax, trace.image, trace.image_size, f"point {i} ({x:.0f}, {y:.0f})")
-        im = heatmap(ax, m, trace.image_size, norm, options.cmap)
+        im = heatmap(ax, m, view.rect, norm, options.cmap, interpolation=interpolation)
         mark_point(ax, x, y)
         if options.colorbar and not options.shared_range:
             colorbar(fig, im, ax, "attention")
@@ -109,7 +99,7 @@ def encoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
 
 
 @register_view("decoder-attention", ("detr",), "decoder cross-attention per object, heads as small multiples "
-               "(DETR Fig. 6)")
+               "(DETR Fig. 6)", settings=SMOOTH)
 def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     selected = check_object(trace, options.object)
     n = detection_count(trace)
@@ -123,21 +113,22 @@ def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     columns = [head] if head is not None else [*range(heads), None]
     check_panels(len(columns) * len(objects), "panels (objects × heads and their mean)",
                  "choose one head with --head H or one object with --object K")
-    grid = Grid.from_json(trace.meta["grid"])
-    rows = [[decoder_row(trace, k, layer, h) for h in columns] for k in objects]
-    maps = [[grid.to_image(r, trace.image_size, MAX_HEATMAP_PIXELS) for r in row] for row in rows]
-    norms = shared_norm([m for row in maps for m in row], options.shared_range)
+    views = [decoder_map(trace, k, layer) for k in objects]
+    shown = [[v.head(h) for h in columns] for v in views]
+    norms = shared_norm([m for row in shown for m in row], options.shared_range)
+    interpolation = options.extra.get("interpolation", "nearest")
     fig = new_figure(*_panel_size(trace, len(columns), len(objects), options))
-    count_nonfinite(fig, *[r for row in rows for r in row if r is not None])
+    count_nonfinite(fig, *[m for row in shown for m in row])
     axes = fig.subplots(len(objects), len(columns), squeeze=False)
-    boxes, caps = trace["detections/boxes"], captions(trace)
+    boxes, caps, labels = trace["detections/boxes"], captions(trace), trace["detections/labels"]
     for r, k in enumerate(objects):
         for c, h in enumerate(columns):
             ax = axes[r, c]
             title = ("mean" if h is None else f"head {h}") if r == 0 else None
             image_axes(ax, trace.image, trace.image_size, title)
-            im = heatmap(ax, maps[r][c], trace.image_size, norms[r * len(columns) + c], options.cmap)
-            draw_boxes(ax, boxes[k : k + 1], [caps[k]] if c == 0 else None, linewidth=0.8, first_index=k)
+            im = heatmap(ax, shown[r][c], views[r].rect, norms[r * len(columns) + c], options.cmap,
+                         interpolation=interpolation)
+            draw_boxes(ax, boxes[k : k + 1], [caps[k]] if c == 0 else None, linewidth=0.8, labels=labels[k : k + 1])
             if options.colorbar and not options.shared_range:
                 colorbar(fig, im, ax, "attention")
     fig.suptitle(f"decoder cross-attention, layer {layer}", fontsize=9)

@@ -23,14 +23,14 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from relviz.core import limits
 from relviz.core.atomic import atomic_path, check_writable
 from relviz.core.errors import BadInputError
+from relviz.views.palette import NO_VALUE_COLOR, PALETTE, ColorScale, box_color, finite_range  # noqa: F401
 
 FORMATS = ("png", "svg", "pdf")
-BOX_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-              "#469990", "#9a6324", "#800000", "#808000", "#000075", "#a9a9a9")  # fmt: skip
+BOX_COLORS = PALETTE  # a detection's box takes its class's colour, as on the canvas
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "relviz", "pdf.fonttype": 42, "font.size": 8,
-       "image.interpolation": "bilinear"}
-#: the colour of a value that is NaN or infinite: a neutral grey that no colormap's end takes
-NO_VALUE_COLOR = "#9a9a9a"
+       "image.interpolation": "nearest"}
+#: how heatmaps are drawn: as their cells unless smoothing is asked for (``--set interpolation=bilinear``)
+INTERPOLATIONS = ("nearest", "bilinear")
 _SUGGESTED_CMAPS = ("inferno", "viridis", "magma", "plasma", "cividis", "gray", "coolwarm")
 
 
@@ -106,12 +106,18 @@ def note_nonfinite(fig: Figure) -> None:
                       fontsize=6, color="#555555")
 
 
-def heatmap(ax: Axes, values: np.ndarray, size: tuple[int, int], norm: Normalize, cmap: str,
-            alpha: float = 0.6):
-    """A map already at image resolution, blended over whatever the axes show; NaN/inf drawn as no value."""
-    w, h = size
-    return ax.imshow(masked(values), extent=(0, w, h, 0), cmap=colormap(cmap), norm=norm, alpha=alpha,
-                     interpolation="bilinear")
+def heatmap(ax: Axes, values: np.ndarray, rect: tuple[float, float, float, float], norm: Normalize, cmap: str,
+            alpha: float = 0.6, interpolation: str = "nearest"):
+    """A map drawn as its cells over ``rect`` = (x0, y0, x1, y1) in image pixels (a view's ``Map.rect``),
+    blended over whatever the axes show; NaN/inf drawn as no value; smooth only with ``bilinear``."""
+    x0, y0, x1, y1 = rect
+    return ax.imshow(masked(values), extent=(x0, x1, y1, y0), cmap=colormap(cmap), norm=norm, alpha=alpha,
+                     interpolation=interpolation, interpolation_stage="data")
+
+
+def scale_norm(scale: ColorScale) -> Normalize:
+    """A view's colour scale as a matplotlib norm."""
+    return Normalize(scale.lo, scale.hi)
 
 
 def value_image(ax: Axes, values: np.ndarray, cmap: str, norm: Normalize | None = None, **kwargs):
@@ -121,14 +127,15 @@ def value_image(ax: Axes, values: np.ndarray, cmap: str, norm: Normalize | None 
 
 
 def draw_boxes(ax: Axes, boxes: np.ndarray, captions: Sequence[str] | None = None,
-               highlight: int | None = None, linewidth: float = 1.2, first_index: int = 0) -> None:
+               highlight: int | None = None, linewidth: float = 1.2, labels: Sequence[int] | None = None) -> None:
     """Boxes (N, 4) xyxy as vector rectangles with captions; the highlighted one drawn thicker.
 
-    Box ``i`` is detection ``first_index + i`` and takes that detection's colour everywhere.  At most
+    Box ``i`` takes the colour of its class ``labels[i]`` (the canvas's palette).  At most
     :data:`~relviz.core.limits.MAX_DRAWN_BOXES` are drawn (the first: detections are sorted by score),
     and the axes say so when there are more.
     """
     boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    labels = list(labels) if labels is not None else [0] * len(boxes)
     if len(boxes) > limits.MAX_DRAWN_BOXES:
         ax.text(0.99, 0.01, f"the first {limits.MAX_DRAWN_BOXES} of {len(boxes):,} boxes", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=5, color="white",
@@ -140,7 +147,7 @@ def draw_boxes(ax: Axes, boxes: np.ndarray, captions: Sequence[str] | None = Non
     else:
         keep = list(range(len(boxes)))
     for i, (x0, y0, x1, y1) in zip(keep, boxes, strict=True):
-        color = BOX_COLORS[(first_index + i) % len(BOX_COLORS)]
+        color = box_color(labels[i] if i < len(labels) else 0)
         lw = linewidth * (2.2 if i == highlight else 1.0)
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=lw))
         if captions is not None and i < len(captions) and captions[i]:
@@ -161,18 +168,6 @@ def mark_point(ax: Axes, x: float, y: float, color: str = "#00ff7f", label: str 
     ax.plot([x], [y], marker="o", markersize=5, markeredgecolor="black", markerfacecolor=color)
     if label:
         ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, color=color)
-
-
-def finite_range(maps: Sequence[np.ndarray]) -> tuple[float, float] | None:
-    """(min, max) over the finite values of ``maps``; None when none is finite."""
-    lows, highs = [], []
-    for m in maps:
-        m = np.asarray(m, dtype=np.float64)
-        finite = m[np.isfinite(m)]
-        if finite.size:
-            lows.append(float(finite.min()))
-            highs.append(float(finite.max()))
-    return (min(lows), max(highs)) if lows else None
 
 
 def range_norm(lo: float, hi: float, symmetric: bool = False) -> Normalize:

@@ -1,13 +1,11 @@
 """LR-Net figures: one pixel's local relation kernels (``local-relation``) and every layer's geometry
-priors (``geometry-priors``), plus :func:`pixel_kernels`, which computes a pixel's k×k kernels from the
-trace — from the stored ``/weight`` and ``/appearance`` when the trace has them, else from the layer's
-factors (keys, queries and geometry prior), so a large input never needs the full (G,k·k,H,W) tensors.
+priors (``geometry-priors``).  The kernels come from :func:`relviz.views.lrnet.pixel_kernels`, the same
+computation the window's canvas and panels show.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.colors import Normalize
@@ -15,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from relviz.core.errors import BadInputError
-from relviz.core.grid import Grid, check_point
+from relviz.core.grid import check_point
 from relviz.core.trace import Trace, softmax
 from relviz.render.figure import (
     NoFiniteValues,
@@ -28,90 +26,18 @@ from relviz.render.figure import (
     range_norm,
     value_image,
 )
-from relviz.render.selection import Setting, check_panels, named_layer
+from relviz.render.selection import Setting, check_panels
 from relviz.render.views import ViewOptions, register_view
+from relviz.views.lrnet import (  # noqa: F401 - re-exported: the kernels are computed in the views layer
+    PixelKernels,
+    layer_names,
+    pixel_kernels,
+    resolve_layer,
+    top_classes,
+)
 
 MAX_GROUPS = 16
 GROUPS_SETTING = {"max_groups": Setting(int, "how many groups to draw at most", low=1, high=1024)}
-
-
-@dataclass
-class PixelKernels:
-    """The k×k kernels of every group at one output cell of one layer."""
-
-    layer: str
-    geometry: np.ndarray  # (G, k, k) logits of the geometry prior f_θg(p − p′)
-    appearance: np.ndarray  # (G, k, k) Φ(q_p′, k_p); NaN where the window leaves the image
-    weight: np.ndarray  # (G, k, k) ω = softmax(appearance + geometry) over the window; 0 outside
-    valid: np.ndarray  # (k, k) True where the window cell lies inside the layer's input
-    cell: tuple[int, int]  # (row, column) of the output cell p′
-    centre: tuple[int, int]  # (row, column) of p′ on the layer's input grid
-    input_grid: Grid  # the layer's input grid (window cells live on it)
-
-    def window_extent(self) -> tuple[float, float, float, float]:
-        """(x0, x1, y0, y1) in original-image pixels of the k×k window."""
-        k = self.geometry.shape[-1]
-        c = k // 2
-        g = self.input_grid
-        cw, ch = g.stride / g.scale_x, g.stride / g.scale_y
-        i, j = self.centre
-        return ((j - c) * cw, (j + c + 1) * cw, (i - c) * ch, (i + c + 1) * ch)
-
-
-def layer_names(trace: Trace) -> list[str]:
-    info = trace.meta.get("lrnet", {})
-    return list(info.get("order") or info.get("layers", {}))
-
-
-def resolve_layer(trace: Trace, layer: str | int | None) -> str:
-    """A layer given by name (``stem``, ``res3.0``) or index into the network order; None = the last."""
-    names = layer_names(trace)
-    if not names:
-        raise BadInputError("the trace holds no local relation layers (was it recorded with capture off?)")
-    return named_layer(layer, names, "layer")
-
-
-def _compose(q: np.ndarray, k: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "squared":
-        return -((q - k) ** 2)
-    if kind == "abs":
-        return -np.abs(q - k)
-    return q * k
-
-
-def pixel_kernels(trace: Trace, layer: str | int | None, x: float, y: float) -> PixelKernels:
-    """The kernels at original-image pixel (x, y): the output cell holding it, every group."""
-    name = resolve_layer(trace, layer)
-    check_point((x, y), trace.image_size)
-    info = trace.meta["lrnet"]["layers"][name]
-    grid = Grid.from_json(info["grid"])
-    in_grid = Grid.from_json(info["input_grid"])
-    k, s = int(info["kernel_size"]), int(info["stride"])
-    c = k // 2
-    flat = grid.cell_of_point(x, y)
-    i, j = divmod(flat, grid.width)
-    prefix = f"lrnet/{name}"
-    geometry = np.asarray(trace[f"{prefix}/geometry"], dtype=np.float32)
-    g = geometry.shape[0]
-    ci, cj = i * s, j * s
-    rows = np.arange(ci - c, ci + c + 1)
-    cols = np.arange(cj - c, cj + c + 1)
-    valid = ((rows >= 0) & (rows < in_grid.height))[:, None] & ((cols >= 0) & (cols < in_grid.width))[None, :]
-    if f"{prefix}/weight" in trace:
-        weight = trace[f"{prefix}/weight"][:, :, i, j].reshape(g, k, k).astype(np.float32)
-        appearance = trace[f"{prefix}/appearance"][:, :, i, j].reshape(g, k, k).astype(np.float32)
-        appearance = np.where(valid, appearance, np.nan)
-    else:
-        keys = trace[f"{prefix}/key"]  # (G, H, W)
-        query = trace[f"{prefix}/query"][:, i, j]  # (G,)
-        rr = np.clip(rows, 0, in_grid.height - 1)
-        cc = np.clip(cols, 0, in_grid.width - 1)
-        window = keys[:, rr][:, :, cc]  # (G, k, k)
-        appearance = _compose(query[:, None, None], window, info["composability"]).astype(np.float32)
-        appearance = np.where(valid, appearance, np.nan)
-        logits = np.where(valid, appearance + geometry, -np.inf).reshape(g, k * k)
-        weight = softmax(logits, axis=1).reshape(g, k, k).astype(np.float32)
-    return PixelKernels(name, geometry, appearance, weight, valid, (int(i), int(j)), (int(ci), int(cj)), in_grid)
 
 
 def _groups(options: ViewOptions, count: int) -> list[int]:
@@ -159,16 +85,6 @@ def _kernel_panel(ax, crop, crop_extent, values: np.ndarray, extent, norm: Norma
 def _range(values: list[np.ndarray], symmetric: bool) -> Normalize:
     """The colour range of the finite values ((0, 1) when there is none: the panel is all 'no value')."""
     return range_norm(*(finite_range(values) or (0.0, 1.0)), symmetric)
-
-
-def top_classes(trace: Trace, k: int = 5) -> list[tuple[str, float]]:
-    if "classification/logits" not in trace:
-        return []
-    logits = np.asarray(trace["classification/logits"], dtype=np.float64)
-    probs = softmax(logits)
-    labels = trace.meta.get("labels") or []
-    order = np.argsort(-probs)[:k]
-    return [(labels[i] if i < len(labels) else f"class {i}", float(probs[i])) for i in order]
 
 
 @register_view(

@@ -4,87 +4,23 @@ of a clip, with the strongest links drawn as arrows across frames (Wang et al. 2
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch
 
-from relviz.core.errors import BadInputError
-from relviz.core.grid import Grid, check_point
-from relviz.core.limits import MAX_DRAWN_BOXES, MAX_HEATMAP_PIXELS
+from relviz.core.limits import MAX_DRAWN_BOXES
 from relviz.core.trace import Trace
 from relviz.render.figure import colorbar, count_nonfinite, heatmap, image_axes, mark_point, new_figure, shared_norm
-from relviz.render.selection import Setting, check_frame, check_panels, named_layer
+from relviz.render.selection import Setting, check_panels
 from relviz.render.views import ViewOptions, register_view
-
-
-def block_names(trace: Trace) -> list[str]:
-    info = trace.meta.get("nonlocal", {})
-    return list(info.get("order") or info.get("blocks", {}))
-
-
-def resolve_block(trace: Trace, block: str | int | None) -> str:
-    """A block given by name (``res4.4``) or index in network order; None = the last."""
-    names = block_names(trace)
-    if not names:
-        raise BadInputError("the trace holds no non-local blocks (was it recorded with capture off?)")
-    return named_layer(block, names, "non-local block", "blocks")
-
-
-def frames_of(trace: Trace) -> list[np.ndarray | None]:
-    if "input/frames" in trace:
-        return list(trace["input/frames"])
-    return [trace.image]
-
-
-def clip_frame(trace: Trace, frame: int | None) -> int:
-    """The clip position (0..T−1) of ``frame``: a video frame number the clip holds, else a clip index."""
-    return check_frame(trace, frame, len(frames_of(trace)))
-
-
-@dataclass
-class AttentionRow:
-    """One query's attention over all key positions, with the grids that place it on frames."""
-
-    block: str
-    values: np.ndarray  # (Tk, Hk, Wk)
-    query: int  # flat query index
-    query_grid: Grid
-    key_grid: Grid
-    frame: int  # clip position of the reference point
-
-
-def attention_row(
-    trace: Trace, block: str | int | None, x: float, y: float, frame: int | None = None, pairwise: bool = False
-) -> AttentionRow:
-    """The attention (or un-normalised pairwise term) of the query cell under pixel (x, y) of ``frame``."""
-    name = resolve_block(trace, block)
-    check_point((x, y), trace.image_size)
-    t = clip_frame(trace, frame)
-    info = trace.meta["nonlocal"]["blocks"][name]
-    qgrid, kgrid = Grid.from_json(info["query_grid"]), Grid.from_json(info["key_grid"])
-    q = qgrid.cell_of_point(x, y, t)
-    tensor = f"nonlocal/{name}/pairwise" if pairwise else f"nonlocal/{name}/attn"
-    if tensor not in trace:
-        raise BadInputError(
-            f"the trace has no {tensor}: the {info['instantiation']} instantiation records only "
-            "the normalised attention"
-        )
-    row = np.asarray(trace.rows(tensor, q), dtype=np.float32)
-    return AttentionRow(name, row.reshape(kgrid.frames, kgrid.height, kgrid.width), q, qgrid, kgrid, t)
-
-
-def top_links(row: AttentionRow, k: int) -> list[tuple[float, float, int, float]]:
-    """The ``k`` strongest keys as (x, y, time step, value), strongest first (non-finite ones left out)."""
-    flat = row.values.ravel()
-    finite = np.isfinite(flat)
-    order = np.argsort(np.where(finite, -flat, np.inf), kind="stable")[: max(0, min(k, int(finite.sum())))]
-    out = []
-    for idx in order:
-        x, y, t = row.key_grid.point_of_cell(int(idx))
-        out.append((x, y, t, float(flat[idx])))
-    return out
+from relviz.views.non_local import (  # noqa: F401 - the figure's computations live in the views layer
+    AttentionRow,
+    attention_row,
+    block_names,
+    clip_frame,
+    frames_of,
+    resolve_block,
+    top_links,
+)
 
 
 @register_view(
@@ -93,7 +29,10 @@ def top_links(row: AttentionRow, k: int) -> list[tuple[float, float, int, float]
     "Non-local: attention from --point (and --frame, a clip position or video frame) over the image "
     "or every frame of a clip, and the --top-k strongest links as arrows across frames (Fig. 3); "
     "--layer names the block",
-    settings={"values": Setting(str, "attention or the un-normalised pairwise term", ("attn", "pairwise"))},
+    settings={
+        "values": Setting(str, "attention or the un-normalised pairwise term", ("attn", "pairwise")),
+        "interpolation": Setting(str, "draw the cells (nearest) or smooth them (bilinear)", ("nearest", "bilinear")),
+    },
 )
 def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     w, h = trace.image_size
@@ -113,7 +52,9 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     fs = max(1, row.key_grid.frame_stride) if len(frames) > 1 else 1
     shown = [min(t * fs, len(frames) - 1) for t in range(steps)]  # first frame of each time step
     ref_step = min(row.frame // fs, steps - 1)
-    maps = [_key_map(row, t, trace.image_size) for t in range(steps)]
+    maps = [row.values[t] for t in range(steps)]
+    rect = row.key_rect()
+    interpolation = options.extra.get("interpolation", "nearest")
     norms = shared_norm(maps, options.shared_range)
     panel = 2.6 if steps > 1 else 3.6
     width = options.width or min(panel * steps + 0.9, 16.0)
@@ -126,7 +67,7 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
         title = f"frame {shown[t]}" if len(frames) > 1 else None
         ax = axes[0, t]
         image_axes(ax, frames[shown[t]], trace.image_size, title)
-        im = heatmap(ax, maps[t], trace.image_size, norms[t], options.cmap)
+        im = heatmap(ax, maps[t], rect, norms[t], options.cmap, interpolation=interpolation)
         image_axes(axes[1, t], frames[shown[t]], trace.image_size)
         if t == ref_step:
             mark_point(ax, *point)
@@ -162,9 +103,3 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
         fontsize=9,
     )
     return fig
-
-
-def _key_map(row: AttentionRow, t: int, size: tuple[int, int]) -> np.ndarray:
-    g = row.key_grid
-    single = Grid(g.height, g.width, g.stride, g.scale_x, g.scale_y)
-    return single.to_image(row.values[t], size, MAX_HEATMAP_PIXELS)

@@ -2,16 +2,18 @@
 
 - ``relations``: the selected object's relation to the others on the image (arrows from each of the
   top-k contributing objects to it, width and opacity by value) and its top-k bars for each head;
-  ``--set direction=out`` shows what it contributes to the others instead (its column),
-  ``--set among=detections`` ranks only the proposals that became detections;
+  ``--set direction=out`` shows what it contributes to the others instead (its column); the objects
+  ranked are the detections (``d3 circle``, as on the canvas), or every proposal with ``--set among=all``;
 - ``relation-matrix``: the N×N matrix of a module, head (or mean) and term among the detections
-  (or all proposals with ``--set rows=proposals``), labelled with the detection indices;
+  (or all proposals with ``--set rows=proposals``), labelled as on the canvas;
 - ``geometry``: ω_G of each head as a landscape, computed from W_G alone: the value the selected
   object would give a box of its size (× ``--set scale=S``) centred at each pixel; with one
   ``--head`` also the landscape over relative scale (log w ratio × log h ratio) at an offset;
 - ``region-parts``: the K part maps of the selected box (w, G or A) over its support region
   (``--set part=K``: one part, large, over the whole image).
 
+Every number drawn comes from :mod:`relviz.views` (:func:`~relviz.views.relations.relation_view`,
+:func:`~relviz.views.geometry.landscape`), the computations the window's panels show.
 Rows of a relation matrix are the receiving object n, columns the contributing object m (paper ω^{mn}).
 """
 
@@ -47,11 +49,19 @@ from relviz.render.selection import (
     check_panels,
     detection_count,
     head_selection,
-    select_head,
 )
 from relviz.render.views import ViewOptions, register_view
+from relviz.views.geometry import (  # noqa: F401 - omega_g re-exported: ω_G is computed in the views layer
+    FIGURE_RESOLUTION,
+    boxes_at,
+    landscape,
+    omega_g,
+)
+from relviz.views.relations import TERM_NAMES, RelationView, relation_view
+from relviz.views.selection import NMS_MODULE, default_module
+from relviz.views.selection import relation_modules as _modules
 
-TERMS = {"weight": "ω (relation weight)", "geometry": "ω_G (geometry)", "appearance": "ω_A (appearance)"}
+TERMS = TERM_NAMES
 REGION_TERMS = {"weight": "w (part weight)", "geometry": "G (geometric prior)", "appearance": "A (appearance)"}
 CONTRIB_COLOR = "#ffd700"
 
@@ -65,21 +75,20 @@ def _check_family(trace: Trace, family: str, view: str) -> None:
 
 
 def relation_modules(trace: Trace) -> list[str]:
-    """The relation modules the trace holds, in order (fc1, fc2, nms)."""
-    return [m for m in ("fc1", "fc2", "nms") if f"relation/{m}/weight" in trace]
+    """The relation modules the trace holds, in network order (fc1, fc2, nms)."""
+    return _modules(trace)
 
 
 def check_module(trace: Trace, module: str | None) -> str:
-    """``module`` if the trace has it; None means the head's last module (fc2)."""
+    """``module`` if the trace has it; None means the default module (fc1, as in the window)."""
     found = relation_modules(trace)
     if not found:
         raise BadInputError("this relation trace holds no relation tensors (it was traced without capture)")
     if module is None or module == "":
-        head = [m for m in found if m != "nms"]
-        return head[-1] if head else found[-1]
+        return default_module(found)
     module = str(module).removeprefix("relation/")
     if module not in found:
-        why = " (the model ran with classic NMS, not the learned duplicate removal)" if module == "nms" else ""
+        why = " (the model ran with classic NMS, not the learned duplicate removal)" if module == NMS_MODULE else ""
         raise BadInputError(f"the trace has no relation module {module!r}{why}; modules in it: {', '.join(found)}")
     return module
 
@@ -91,37 +100,17 @@ def check_term(term: str | None) -> str:
     return term
 
 
-def object_row(trace: Trace, obj: int, module: str) -> int:
-    """The row of detection ``obj`` in the matrices of ``module``."""
-    if module == "nms":
-        row = int(trace["detections/nms_row"][obj])
-        if row < 0:
+def _entry(view: RelationView, obj: int, module: str) -> int:
+    """The entry of detection ``obj`` in ``view``, or a sentence saying why it has none."""
+    index = view.index_of(obj)
+    if index is None:
+        if module == NMS_MODULE:
             raise BadInputError(
                 f"detection {obj}'s class was not among the classes whose duplicate-removal "
                 "relations were recorded (raise --config nms_record_classes)"
             )
-        return row
-    return int(trace["detections/proposal"][obj])
-
-
-def _row_names(trace: Trace, module: str) -> dict[int, str]:
-    """Row → detection caption index ("d3") for rows that became detections."""
-    key = "detections/nms_row" if module == "nms" else "detections/proposal"
-    out: dict[int, str] = {}
-    for i, row in enumerate(trace.arrays.get(key, ())):
-        if int(row) >= 0 and int(row) not in out:
-            out[int(row)] = f"d{i}"
-    return out
-
-
-def _row_label(trace: Trace, module: str, names: dict[int, str], row: int) -> str:
-    """A row's name: its detection ("d3"), else its proposal ("p17") or, for duplicate removal, its class
-    and rank among that class's candidates ("r5")."""
-    if row in names:
-        return names[row]
-    if module == "nms" and "relation/nms/rank" in trace:
-        return f"r{int(trace['relation/nms/rank'][row])}"
-    return f"p{row}"
+        raise BadInputError(f"detection {obj} has no row in relation module {module}")
+    return index
 
 
 def _centre(box: np.ndarray) -> tuple[float, float]:
@@ -142,11 +131,11 @@ def _no_detections(title: str) -> Figure:
 @register_view(
     "relations",
     ("relation",),
-    "the selected object's relations to the others: arrows on the image "
-    "and top-k bars per head (--module fc1|fc2|nms, --term, --head)",
+    "the selected object's relations to the other detections (--set among=all: every proposal): arrows on "
+    "the image and top-k bars per head (--module fc1|fc2|nms, --term, --head)",
     settings={
         "direction": Setting(str, "what the object receives (in) or contributes (out)", ("in", "out")),
-        "among": Setting(str, "rank every proposal or only detections", ("all", "detections")),
+        "among": Setting(str, "rank the detections or every proposal", ("detections", "all")),
     },
 )
 def relations_view(trace: Trace, options: ViewOptions) -> Figure:
@@ -157,36 +146,31 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     if detection_count(trace) == 0:
         return _no_detections(f"relations ({module})")
     obj = 0 if obj is None else obj
-    values = trace[f"relation/{module}/{term}"]  # (H, N, N)
-    heads = values.shape[0]
+    heads = trace.shape(f"relation/{module}/{term}")[0]
     head = head_selection(options.head, heads)
     panels = [head] if head is not None else [*range(heads), None]
     check_panels(len(panels), "bar panels (one per head and their mean)", "choose one head with --head H")
-    row = object_row(trace, obj, module)
-    boxes = trace[f"relation/{module}/boxes"]
-    names = _row_names(trace, module)
+    over = "proposals" if (options.extra or {}).get("among", "detections") == "all" else "detections"
     direction = (options.extra or {}).get("direction", "in")
-    # "in": row n = the object, over contributors m; "out": column m = the object, over receivers n
-    raw = values[:, row, :] if direction == "in" else values[:, :, row]  # (H, N)
-    lines = np.where(np.isfinite(raw), raw, np.nan).astype(np.float64)  # non-finite: no value, never ranked
-    if (options.extra or {}).get("among", "all") == "detections":  # only rows that became detections compete
-        others = np.ones(lines.shape[-1], bool)
-        others[list(names)] = False
-        lines[:, others] = np.nan
-    if finite_range([lines]) is None:
+    views = {h: relation_view(trace, module, term, h, over=over) for h in panels}
+    view = views[head]
+    index = _entry(view, obj, module)
+    raw = np.stack([views[h].line(index, direction) for h in panels])
+    if finite_range([raw]) is None:
         raise NoFiniteValues
-    line = select_head(lines, head)
-    finite = np.isfinite(line)
-    k = min(int(options.top_k), int(finite.sum()), MAX_DRAWN_BOXES)  # arrows, each with its box and value
-    top = np.argsort(np.where(finite, -line, np.inf), kind="stable")[:k]
+    k = min(int(options.top_k), MAX_DRAWN_BOXES)  # arrows, each with its box and value
+    top, segments, strength = view.arrows(index, k, direction)
+    line = view.line(index, direction)
 
     fig = new_figure(*_image_size_fig(trace, options, 13.0))
     count_nonfinite(fig, raw)
     sub = fig.subfigures(1, 2, width_ratios=[1.3, 1.0])
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
-    title = f"{TERMS[term]} {'into' if direction == 'in' else 'from'} detection {obj} ({module}, {head_name}): top {k}"
-    if module == "nms" and "relation/nms/keep" in trace:
+    title = (f"{TERMS[term]} {'into' if direction == 'in' else 'from'} {view.labels[index]} ({module}, {head_name}): "
+             f"top {len(top)} of the {'detections' if over == 'detections' else 'proposals'}")
+    row = int(view.rows[index])
+    if module == NMS_MODULE and "relation/nms/keep" in trace:
         # the duplicate-removal outcome for this candidate: classifier score s0, s1 per IoU threshold
         thresholds = trace.meta.get("relation", {}).get("iou_thresholds", [])
         keep = trace["relation/nms/keep"][row]
@@ -195,14 +179,9 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
             f"\nrank {int(trace['relation/nms/rank'][row])} in its class, s0 {trace['relation/nms/scores'][row]:.3f}, "
             f"s1 {{{s1}}}"
         )
-    image_axes(ax, trace.image, trace.image_size, title if k else title + " (no finite value to rank)")
-    lo, hi = finite_range([line[top]]) or (0.0, 0.0)
-    strength = (line - lo) / (hi - lo) if hi > lo else np.ones_like(line)
-    target = _centre(boxes[row])
-    for m in top[::-1]:
-        if m == row:
-            continue
-        bx = boxes[m]
+    image_axes(ax, trace.image, trace.image_size, title if len(top) else title + " (no finite value to rank)")
+    for m, seg, st in list(zip(top, segments, strength, strict=True))[::-1]:
+        bx = view.boxes[m]
         ax.add_patch(
             Rectangle(
                 (bx[0], bx[1]),
@@ -211,16 +190,15 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
                 fill=False,
                 linestyle="--",
                 edgecolor=CONTRIB_COLOR,
-                linewidth=0.5 + 1.5 * float(strength[m]),
-                alpha=0.3 + 0.7 * float(strength[m]),
+                linewidth=0.5 + 1.5 * float(st),
+                alpha=0.3 + 0.7 * float(st),
             )
         )
-        ends = (_centre(bx), target) if direction == "in" else (target, _centre(bx))
-        draw_arrow(ax, *ends, float(strength[m]), color=CONTRIB_COLOR)
+        draw_arrow(ax, (seg[0], seg[1]), (seg[2], seg[3]), float(st), color=CONTRIB_COLOR)
         ax.text(
             bx[0],
             bx[3],
-            f"{_row_label(trace, module, names, int(m))} {line[m]:.3g}",
+            f"{view.labels[m]} {line[m]:.3g}",
             fontsize=5,
             color="black",
             va="top",
@@ -228,44 +206,35 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
             clip_on=True,
         )
     caps = captions(trace)
-    draw_boxes(ax, trace["detections/boxes"][obj : obj + 1], [caps[obj]], highlight=0)
-    if module != "nms":
-        bx = boxes[row]
-        ax.add_patch(
-            Rectangle(
-                (bx[0], bx[1]),
-                bx[2] - bx[0],
-                bx[3] - bx[1],
-                fill=False,
-                linestyle=":",
-                edgecolor="white",
-                linewidth=0.8,
-            )
-        )
+    draw_boxes(ax, trace["detections/boxes"][obj : obj + 1], [caps[obj]], highlight=0,
+               labels=trace["detections/labels"][obj : obj + 1])
+    if module != NMS_MODULE and over == "proposals":
+        bx = view.boxes[index]
+        ax.add_patch(Rectangle((bx[0], bx[1]), bx[2] - bx[0], bx[3] - bx[1], fill=False, linestyle=":",
+                               edgecolor="white", linewidth=0.8))
 
-    # bars: one panel per head (or just the chosen one), top-k contributors each
+    # bars: one panel per head (or just the chosen one), the top-k of the same ranking as the arrows
     cols = int(np.ceil(np.sqrt(len(panels))))
     rows = int(np.ceil(len(panels) / cols))
     axes = sub[1].subplots(rows, cols, squeeze=False)
     kb = min(int(options.top_k), 8 if head is None else MAX_DRAWN_BARS)
-    all_vals = [select_head(lines, h) for h in panels]
-    xmin, xmax = finite_range(all_vals)
+    xmin, xmax = finite_range(list(raw))
     xmin = min(0.0, xmin)
     for i, a in enumerate(axes.ravel()):
         if i >= len(panels):
             a.axis("off")
             continue
-        v = all_vals[i]
-        order = np.argsort(np.where(np.isfinite(v), -v, np.inf), kind="stable")[: min(kb, int(np.isfinite(v).sum()))]
-        labels = [_row_label(trace, module, names, int(m)) + ("*" if m == row else "") for m in order]
-        a.barh(range(len(order))[::-1], v[order], color="#4363d8" if panels[i] is not None else "#e6194b")
-        a.set_yticks(range(len(order))[::-1], labels, fontsize=4 if head is None else 6)
+        v = views[panels[i]]
+        order = v.ranking(index, kb, direction)
+        values = v.line(index, direction)[order]
+        a.barh(range(len(order))[::-1], values, color="#4363d8" if panels[i] is not None else "#e6194b")
+        a.set_yticks(range(len(order))[::-1], [v.labels[m] for m in order], fontsize=4 if head is None else 6)
         a.tick_params(axis="x", labelsize=4 if head is None else 6)
         if options.shared_range:
             a.set_xlim(xmin, xmax * 1.05 if xmax > 0 else 1.0)
         a.set_title("mean" if panels[i] is None else f"head {panels[i]}", fontsize=5 if head is None else 8)
     sub[1].suptitle(
-        f"top {kb} {TERMS[term]} per head (* = itself; dN = detection, pN = proposal, rN = rank in class)", fontsize=7
+        f"top {kb} {TERMS[term]} per head (dN = detection, pN = proposal, rN = rank in class)", fontsize=7
     )
     return fig
 
@@ -282,11 +251,11 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     module = check_module(trace, options.module)
     term = check_term(options.term)
     selected = check_object(trace, options.object)
-    values = trace[f"relation/{module}/{term}"]
-    head = head_selection(options.head, values.shape[0])
-    mat = select_head(values, head)
+    heads = trace.shape(f"relation/{module}/{term}")[0]
+    head = head_selection(options.head, heads)
     scope = (options.extra or {}).get("rows", "detections")
     n_det = detection_count(trace)
+    view = relation_view(trace, module, term, head, over=scope)
     if scope == "detections":
         if n_det == 0:
             return message_figure(
@@ -297,25 +266,20 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
         k = min(n_det, max(1, int(options.top_k)))
         if selected is not None and selected >= k:
             k = selected + 1
-        rows = [
-            object_row(trace, i, module) if module != "nms" or trace["detections/nms_row"][i] >= 0 else -1
-            for i in range(k)
-        ]
-        keep = [i for i, r in enumerate(rows) if r >= 0]
-        if not keep:
+        keep = np.flatnonzero(view.detection < k)
+        if not len(keep):
             return message_figure(f"none of the top {k} detections has a row in module {module}",
                                   f"relation matrix ({module})")
-        idx = np.array([rows[i] for i in keep], dtype=np.int64)
-        sub = mat[np.ix_(idx, idx)]
-        labels = [str(i) for i in keep]
-        sel_pos = keep.index(selected) if selected is not None and selected in keep else None
+        sub = view.matrix[np.ix_(keep, keep)]
+        labels = [view.labels[i] for i in keep]
+        sel_pos = int(np.flatnonzero(view.detection[keep] == selected)[0]) if (
+            selected is not None and selected in view.detection[keep]) else None
         what = f"among the top {len(keep)} detections (rows do not sum to 1: the other proposals take the rest)"
     else:
-        sub = mat
-        names = _row_names(trace, module)
-        labels = [names.get(i, "") for i in range(len(sub))]
-        sel_pos = object_row(trace, selected, module) if selected is not None else None
-        what = f"over all {len(sub)} {'candidates' if module == 'nms' else 'proposals'}"
+        sub = view.matrix
+        labels = [lab if view.detection[i] >= 0 else "" for i, lab in enumerate(view.labels)]
+        sel_pos = view.index_of(selected) if selected is not None else None
+        what = f"over all {len(sub)} {'candidates' if module == NMS_MODULE else 'proposals'}"
     if finite_range([sub]) is None:
         raise NoFiniteValues
     side = options.width or 6.5
@@ -329,8 +293,8 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     fs = 6 if n <= 40 else 4
     ax.set_xticks(ticks, [labels[i] for i in ticks], fontsize=fs, rotation=90)
     ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=fs)
-    ax.set_xlabel("contributing object m (detection index)")
-    ax.set_ylabel("receiving object n (detection index)")
+    ax.set_xlabel("contributing object m")
+    ax.set_ylabel("receiving object n")
     if sel_pos is not None:
         ax.add_patch(Rectangle((-0.5, sel_pos - 0.5), n, 1, fill=False, edgecolor="#00ff7f", linewidth=1.2))
     head_name = "head mean" if head is None else f"head {head}"
@@ -341,58 +305,6 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
 
 
 # -- geometry landscape ------------------------------------------------------------------------------
-def omega_g(
-    trace: Trace, module: str, receiver: np.ndarray, others: np.ndarray, heads: list[int] | None = None
-) -> np.ndarray:
-    """ω_G (H, M) of boxes ``others`` (M, 4) into ``receiver`` (4,), from W_G alone (as the model).
-
-    ``heads`` picks some heads (all by default); the boxes are embedded in chunks, so memory stays
-    bounded whatever M and the embedding width d_g.
-    """
-    meta = trace.meta.get("relation", {})
-    weight = trace[f"relation/{module}/geometry_weight"].astype(np.float64)  # (H, d_g)
-    bias = trace[f"relation/{module}/geometry_bias"].astype(np.float64)
-    if heads is not None:
-        weight, bias = weight[heads], bias[heads]
-    d_g = weight.shape[1]
-    eps = float(meta.get("offset_clamp", 1e-3))
-    scale = float(meta.get("position_scale", 100.0))
-    wavelength = float(meta.get("wavelength", 1000.0))
-    r = np.asarray(receiver, np.float64)
-    o = np.asarray(others, np.float64).reshape(-1, 4)
-    denom = wavelength ** ((8.0 / d_g) * np.arange(d_g // 8))
-    chunk = max(1, 2**21 // max(d_g, 1))
-    out = np.empty((len(weight), len(o)))
-    for start in range(0, len(o), chunk):
-        pos = _relative_geometry(r, o[start : start + chunk], eps)  # (M, 4)
-        ang = (scale * pos)[..., None] / denom  # (M, 4, d_g/8)
-        emb = np.concatenate([np.sin(ang), np.cos(ang)], -1).reshape(len(pos), d_g)
-        out[:, start : start + chunk] = np.maximum(emb @ weight.T + bias, 0.0).T
-    return out
-
-
-def _relative_geometry(r: np.ndarray, o: np.ndarray, eps: float) -> np.ndarray:
-    """(log|Δx|/w, log|Δy|/h, log w/w_m, log h/h_m) of boxes ``o`` relative to ``r`` (official clamps)."""
-    w, h = r[2] - r[0], r[3] - r[1]
-    ow, oh = o[:, 2] - o[:, 0], o[:, 3] - o[:, 1]
-    dx = np.log(np.maximum(np.abs((r[0] + r[2]) / 2 - (o[:, 0] + o[:, 2]) / 2) / w, eps))
-    dy = np.log(np.maximum(np.abs((r[1] + r[3]) / 2 - (o[:, 1] + o[:, 3]) / 2) / h, eps))
-    return np.stack([dx, dy, np.log(w / ow), np.log(h / oh)], -1)
-
-
-def _landscape_cells(res: int, width: int, height: int, most: int = 160_000) -> tuple[int, int]:
-    """Columns and rows of a landscape ``res`` cells across, at the image's aspect, at most ``most`` cells."""
-    nx, ny = res, max(1, int(res * height / width))
-    f = min(1.0, float(np.sqrt(most / (nx * ny))))
-    return max(1, int(nx * f)), max(1, int(ny * f))
-
-
-def _grid_boxes(box: np.ndarray, xs: np.ndarray, ys: np.ndarray, s: float) -> np.ndarray:
-    w, h = (box[2] - box[0]) * s, (box[3] - box[1]) * s
-    cx, cy = np.meshgrid(xs, ys)
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1).reshape(-1, 4)
-
-
 @register_view(
     "geometry",
     ("relation",),
@@ -403,6 +315,7 @@ def _grid_boxes(box: np.ndarray, xs: np.ndarray, ys: np.ndarray, s: float) -> np
         "resolution": Setting(int, "landscape cells across the image", low=4, high=400),
         "dx": Setting(float, "the scale panel's offset in box widths", low=-1e3, high=1e3),
         "dy": Setting(float, "the scale panel's offset in box heights", low=-1e3, high=1e3),
+        "interpolation": Setting(str, "draw the cells (nearest) or smooth them (bilinear)", ("nearest", "bilinear")),
     },
 )
 def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
@@ -414,17 +327,16 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     obj = 0 if obj is None else obj
     extra = options.extra or {}
     s = float(extra.get("scale", 1.0))
-    res = int(extra.get("resolution", 72))
+    res = int(extra.get("resolution", FIGURE_RESOLUTION))
     heads = trace[f"relation/{module}/geometry_weight"].shape[0]
     head = head_selection(options.head, heads)
     if head is None:
         check_panels(heads + 1, "landscapes (one per head and their mean)", "choose one head with --head H")
-    box = trace[f"relation/{module}/boxes"][object_row(trace, obj, module)]
+    view = relation_view(trace, module, "weight" if f"relation/{module}/weight" in trace else "geometry")
+    box = trace[f"relation/{module}/boxes"][int(view.rows[_entry(view, obj, module)])]
     width, height = trace.image_size
-    nx, ny = _landscape_cells(res, width, height)
-    xs = (np.arange(nx) + 0.5) * width / nx
-    ys = (np.arange(ny) + 0.5) * height / ny
-    land = omega_g(trace, module, box, _grid_boxes(box, xs, ys, s)).reshape(heads, len(ys), len(xs))
+    whole = landscape(trace, module, box, (width, height), res, s)
+    land = whole.values
     caps = captions(trace)
 
     if head is None:
@@ -439,7 +351,7 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     else:
         scales = [0.5, 1.0, 2.0]
         maps = [
-            omega_g(trace, module, box, _grid_boxes(box, xs, ys, sc), [head])[0].reshape(len(ys), len(xs))
+            landscape(trace, module, box, (width, height), res, sc, [head]).values[0]
             for sc in scales
         ]
         fw = options.width or 12.0
@@ -455,9 +367,11 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
             continue
         image_axes(a, trace.image, trace.image_size, titles[i])
         im = value_image(
-            a, maps[i], options.cmap, norms[i], extent=(0, width, height, 0), alpha=0.75, interpolation="bilinear"
+            a, maps[i], options.cmap, norms[i], extent=(0, width, height, 0), alpha=0.75,
+            interpolation=extra.get("interpolation", "nearest")
         )
-        draw_boxes(a, box[None], [caps[obj]] if i == 0 else None, linewidth=0.8)
+        draw_boxes(a, box[None], [caps[obj]] if i == 0 else None, linewidth=0.8,
+                   labels=trace["detections/labels"][obj : obj + 1])
     if head is not None:
         a = axes[0, 3]
         ratios = np.linspace(-2.0, 2.0, 81)  # log(w_n / w_m), log(h_n / h_m)

@@ -1,5 +1,8 @@
-"""Checking a figure's selection against the trace: objects, layers, heads, points, frames, and the
-options every view shares (colormap, top-k, size, the ``--set`` settings a view declares)."""
+"""The options every figure view shares (top-k, size, the ``--set`` settings a view declares), checked.
+
+How a selection resolves against a trace (objects, layers, heads, points, frames, captions) is one rule
+for the window and the figures, in :mod:`relviz.views.selection`; it is re-exported here for the views.
+"""
 
 from __future__ import annotations
 
@@ -12,86 +15,17 @@ import numpy as np
 
 from relviz.core import limits
 from relviz.core.errors import BadInputError
-from relviz.core.grid import check_point
-from relviz.core.trace import Trace
-
-
-def detection_count(trace: Trace) -> int:
-    return int(len(trace.arrays.get("detections/scores", ())))
-
-
-def check_object(trace: Trace, index: int | None) -> int | None:
-    """``index`` if it names a detection, None if not given; a sentence when it is out of range."""
-    if index is None:
-        return None
-    n = detection_count(trace)
-    if not 0 <= index < n:
-        valid = f"0..{n - 1}" if n else "none: the trace has no detections"
-        raise BadInputError(f"--object {index} is out of range; the trace has {n} detections ({valid})")
-    return index
-
-
-def layer_index(layer: str | int | None, count: int, what: str = "layer") -> int:
-    """A layer given as an index (negative counts from the end) or None for the last one."""
-    if layer is None or layer == "":
-        return count - 1
-    try:
-        i = int(layer)
-    except (TypeError, ValueError):
-        raise BadInputError(f"{what} {layer!r} does not exist; valid {what}s: 0..{count - 1}") from None
-    if not -count <= i < count:
-        raise BadInputError(f"{what} {i} does not exist; valid {what}s: 0..{count - 1}")
-    return i % count
-
-
-def named_layer(value: str | int | None, names: list[str], what: str = "layer", plural: str = "layers") -> str:
-    """A layer (or block) given by name or by index into ``names`` (negative from the end); None = the last."""
-    if value is None or value == "":
-        return names[-1]
-    if str(value) in names:
-        return str(value)
-    try:
-        i = int(value)
-    except (TypeError, ValueError):
-        i = None
-    if i is not None and -len(names) <= i < len(names):
-        return names[i]
-    shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
-    raise BadInputError(f"{what} {value!r} does not exist; valid {plural}: {shown} (or an index 0..{len(names) - 1})")
-
-
-def head_selection(head: str | int | None, count: int) -> int | None:
-    """None for the head mean, else a valid head index."""
-    if head is None or str(head).lower() in ("mean", "avg", "m", ""):
-        return None
-    try:
-        h = int(head)
-    except (TypeError, ValueError):
-        raise BadInputError(f"head {head!r} is neither 'mean' nor an index 0..{count - 1}") from None
-    if not 0 <= h < count:
-        raise BadInputError(f"head {h} does not exist; valid heads: 0..{count - 1} or mean")
-    return h
-
-
-def select_head(values: np.ndarray, head: int | None, axis: int = 0) -> np.ndarray:
-    return values.mean(axis=axis) if head is None else np.take(values, head, axis=axis)
-
-
-def checked_points(trace: Trace, points) -> list[tuple[float, float]]:
-    points = list(points or [])
-    for p in points:
-        check_point(p, trace.image_size)
-    return points
-
-
-def captions(trace: Trace) -> list[str]:
-    labels = trace.meta.get("labels") or []
-    out = []
-    for i, (label, score) in enumerate(zip(trace.arrays.get("detections/labels", ()),
-                                           trace.arrays.get("detections/scores", ()))):
-        name = labels[int(label)] if 0 <= int(label) < len(labels) else f"class {int(label)}"
-        out.append(f"{i}: {name} {float(score):.2f}")
-    return out
+from relviz.views.selection import (  # noqa: F401 - the selection rules the figure views use
+    captions,
+    check_frame,
+    check_object,
+    checked_points,
+    detection_count,
+    head_selection,
+    layer_index,
+    named_layer,
+    select_head,
+)
 
 
 # -- options every view shares, and the --set settings each view declares --------------------------------
@@ -179,18 +113,3 @@ def check_panels(count: int, what: str, hint: str) -> int:
         raise BadInputError(f"this figure would draw {count:,} {what}, more than the {limits.MAX_FIGURE_PANELS} "
                             f"relviz draws in one figure; {hint}")
     return count
-
-
-def check_frame(trace: Trace, frame: int | None, frames: int) -> int:
-    """The clip position (0..frames−1) of ``frame``: a video frame number the clip holds, else a clip index."""
-    if frame is None:
-        return 0
-    info = trace.meta.get("input", {})
-    indices = list(info.get("frame_indices") or [])
-    if indices and frame in indices and info.get("kind") == "video":
-        return indices.index(frame)
-    if 0 <= frame < frames:
-        return int(frame)
-    held = f"; it holds video frames {', '.join(map(str, indices[:12]))}{'…' if len(indices) > 12 else ''}" if (
-        indices and info.get("kind") == "video") else ""
-    raise BadInputError(f"frame {frame} is not in this trace: give a clip position 0..{frames - 1}{held}")

@@ -10,7 +10,7 @@ The trace contract (DESIGN §3) names every relation tensor; this module turns t
   (L, H, Q, S) through ``detections/query``, and ``region/weight|geometry|appearance`` (N, K, P) at
   ``region/positions``;
 - **pair sources** relate objects to objects: ``relation/<module>/weight|geometry|appearance``
-  (H, N, N) and ``detr/decoder/self_attn`` (L, H, Q, Q).
+  (H, N, N) and ``detr/decoder/self_attn`` (L, H, Q, Q): see :mod:`relviz.views.relations`.
 
 Rows are read with :meth:`Trace.rows`, so a hover never builds an S×S matrix.
 """
@@ -24,9 +24,26 @@ import numpy as np
 
 from relviz.core.grid import Grid
 from relviz.core.trace import FactoredAttention, Trace
+from relviz.views import relations as rel_views
+from relviz.views.geometry import relative_offsets
+from relviz.views.grids import grid_for, grid_rect, image_size
+from relviz.views.lrnet import PixelKernels, layer_names, pixel_kernels
+from relviz.views.lrnet import top_classes as top_classes  # noqa: PLC0414 - re-exported for the panels
+from relviz.views.non_local import AttentionRow, attention_row
+from relviz.views.palette import HEAT_CMAP, ColorScale, color_scale
+from relviz.views.relations import (
+    DETR_DECODER_MODULE,
+    TERM_SYMBOLS,
+    TERMS,
+    RelationView,
+    box_iou,
+    relation_view,
+)
+from relviz.views.selection import clamp_layer, class_names, label_text
 
-TERMS = ("weight", "geometry", "appearance")
-TERM_SYMBOLS = {"weight": "ω", "geometry": "ω_G", "appearance": "ω_A"}
+__all__ = ["DETR_DECODER_MODULE", "TERMS", "TERM_SYMBOLS", "Map", "Source", "box_iou", "class_names", "grid_for",
+           "label_text", "top_classes"]
+_image_size = image_size  # the window's older name
 
 
 @dataclass(frozen=True)
@@ -44,15 +61,36 @@ class Source:
 
 @dataclass
 class Map:
-    """Values to draw: on a feature grid (``grid``), at image points (``points``), or a 1-D row."""
+    """Values to draw as cells: (H, rows, cols), one map per head (part, group or key frame), over ``rect``.
 
-    values: np.ndarray  # (H, ...) one map per head; grid maps are (H, h, w)
+    ``rect`` = (x0, y0, x1, y1) is the original-image rectangle the cells cover (cell (i, j) is the
+    (i, j)-th of rows × cols equal cells in it): the feature grid's cover, an LR-Net kernel's k×k window, a
+    region's support lattice.  Values at scattered image points (``points``, no lattice) are (H, P).
+    """
+
+    values: np.ndarray
+    rect: tuple[float, float, float, float] | None = None
     grid: Grid | None = None
     points: np.ndarray | None = None  # (P, 2) image pixels, for point maps
     title: str = ""
     head_titles: list[str] = field(default_factory=list)
     axis: str = "head"  # what the first axis is: 'head' (or part, group) or 'frame' (space-time keys)
-    crop: tuple[int, int, int, int] | None = None  # (row0, row1, col0, col1): where small multiples zoom
+    unit: str = "attention"  # what the values are, for the colour scale
+    symmetric: bool = False  # signed values (logits): a scale centred on 0
+    kernels: PixelKernels | None = None  # LR-Net: the pixel's kernels (every term), for the kernel view
+    row: AttentionRow | None = None  # Non-local: the attention row (its grids, for links and frames)
+
+    @property
+    def cells(self) -> tuple[int, int]:
+        """(rows, cols) of one map."""
+        return tuple(self.values.shape[-2:]) if self.values.ndim == 3 else (1, self.values.shape[-1])
+
+    def cell_rect(self, i: int, j: int) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) in image pixels of cell (i, j)."""
+        x0, y0, x1, y1 = self.rect
+        rows, cols = self.cells
+        cw, ch = (x1 - x0) / cols, (y1 - y0) / rows
+        return x0 + j * cw, y0 + i * ch, x0 + (j + 1) * cw, y0 + (i + 1) * ch
 
     def head(self, head: int | None, frame: int = 0) -> np.ndarray:
         """One head's map, or the mean over heads for ``None``; for space-time maps, time step ``frame``."""
@@ -62,78 +100,20 @@ class Map:
             return self.values.mean(axis=0) if head is None else self.values[0]
         return self.values[min(max(int(head), 0), self.values.shape[0] - 1)]
 
+    def multiples(self) -> tuple[list[np.ndarray], list[str]]:
+        """The small multiples: every head (part, group, key frame) and, for several heads, their mean."""
+        tiles = list(self.values)
+        titles = [self.head_titles[i] if i < len(self.head_titles) else str(i) for i in range(len(tiles))]
+        if len(tiles) > 1 and self.axis == "head":
+            tiles.append(self.values.mean(axis=0))
+            titles.append("mean")
+        return tiles, titles
 
-# -- grids -------------------------------------------------------------------------------------------
-
-
-def _grid_dict(trace: Trace, name: str, role: str | None = None) -> dict | None:
-    parts = name.split("/")
-    if parts[0] == "nonlocal" and len(parts) > 1:  # meta['nonlocal']['blocks'][<block>]['query_grid']
-        block = trace.meta.get("nonlocal", {}).get("blocks", {}).get(parts[1], {})
-        entry = block.get(f"{role or 'query'}_grid")
-        if isinstance(entry, dict):
-            return entry
-    if parts[0] == "lrnet" and len(parts) > 1:  # meta['lrnet']['layers'][<layer>]['grid']
-        layer = trace.meta.get("lrnet", {}).get("layers", {}).get(parts[1], {})
-        entry = layer.get("input_grid" if role == "input" else "grid")
-        if isinstance(entry, dict):
-            return entry
-    grids = trace.meta.get("grids")
-    if isinstance(grids, dict):
-        parts = name.split("/")
-        for i in range(len(parts), 0, -1):  # 'nonlocal/b1/attn' → 'nonlocal/b1' → 'nonlocal'
-            entry = grids.get("/".join(parts[:i]))
-            if isinstance(entry, dict):
-                if role and isinstance(entry.get(role), dict):
-                    return entry[role]
-                if "shape" in entry:
-                    return entry
-    grid = trace.meta.get("grid")
-    if isinstance(grid, dict) and "shape" in grid:
-        return grid
-    return None
-
-
-def grid_for(
-    trace: Trace,
-    name: str,
-    size: int | None = None,
-    role: str | None = None,
-    shape: tuple[int, int] | None = None,
-) -> Grid:
-    """The feature grid of tensor ``name`` from ``meta`` (``grids[name]`` or ``grid``), else inferred.
-
-    Inference (for traces without grid metadata) assumes the grid covers the whole image: a given
-    ``shape`` (h, w), or the h·w = ``size`` factorisation closest to the image's aspect ratio.
-    """
-    data = _grid_dict(trace, name, role)
-    if data is not None:
-        grid = Grid.from_json(data)
-        if size is None or grid.size == size or grid.height * grid.width == size:
-            return grid
-    w, h = _image_size(trace)
-    if shape is None:
-        n = int(size or 1)
-        best = (1, n)
-        for gh in range(1, int(math.isqrt(n)) + 1):
-            if n % gh == 0:
-                for cand in ((gh, n // gh), (n // gh, gh)):
-                    if abs(math.log(cand[1] / cand[0]) - math.log(w / h)) < abs(
-                        math.log(best[1] / best[0]) - math.log(w / h)
-                    ):
-                        best = cand
-        shape = best
-    gh, gw = shape
-    return Grid(int(gh), int(gw), stride=1.0, scale_x=gw / w, scale_y=gh / h)
-
-
-def _image_size(trace: Trace) -> tuple[int, int]:
-    try:
-        return trace.image_size
-    except (KeyError, TypeError, ValueError):
-        if trace.image is not None:
-            return trace.image.shape[1], trace.image.shape[0]
-        return 1, 1
+    def scale(self, shared: bool = True, head: int | None = None, frame: int = 0, cmap: str = HEAT_CMAP) -> ColorScale:
+        """The colour scale of the shown map: over every small multiple when ``shared`` (the canvas and the
+        tiles then say the same), else over the shown map alone."""
+        arrays = self.multiples()[0] if shared else [self.head(head, frame)]
+        return color_scale(arrays, cmap, shared, self.symmetric, self.unit)
 
 
 # -- sources -----------------------------------------------------------------------------------------
@@ -222,31 +202,17 @@ def default_source(trace: Trace | None, driver: str) -> str | None:
 
 
 def relation_modules(trace: Trace | None) -> list[str]:
-    """Relation modules in the trace; ``detr/decoder/self_attn`` appears as the module 'detr-decoder'."""
-    if trace is None:
-        return []
-    mods = _named(trace, "relation", "weight")
-    if "detr/decoder/self_attn" in trace and "detections/query" in trace:
-        mods.append(DETR_DECODER_MODULE)
-    return mods
-
-
-DETR_DECODER_MODULE = "detr-decoder"
+    """Relation modules in network order; ``detr/decoder/self_attn`` appears as the module 'detr-decoder'."""
+    return rel_views.modules(trace)
 
 
 def relation_terms(trace: Trace, module: str) -> list[str]:
-    if module == DETR_DECODER_MODULE:
-        return ["weight"]
-    return [t for t in TERMS if f"relation/{module}/{t}" in trace]
+    return rel_views.terms(trace, module)
 
 
 def layer_index(layers: int, layer: int) -> int:
-    """``layer`` (negative counts from the end) clamped into range."""
-    if layers <= 0:
-        return 0
-    if layer < 0:
-        layer = layers + layer
-    return min(max(layer, 0), layers - 1)
+    """``layer`` (negative counts from the end) clamped into range (:func:`relviz.views.selection.clamp_layer`)."""
+    return clamp_layer(layers, layer)
 
 
 # -- object geometry ---------------------------------------------------------------------------------
@@ -261,50 +227,6 @@ def detections(trace: Trace | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     scores = np.asarray(trace["detections/scores"], np.float32) if "detections/scores" in trace else np.ones(n)
     labels = np.asarray(trace["detections/labels"]) if "detections/labels" in trace else np.zeros(n, int)
     return boxes, scores.reshape(-1)[:n], labels.reshape(-1)[:n]
-
-
-def class_names(trace: Trace | None) -> list[str]:
-    if trace is None:
-        return []
-    for key in ("class_names", "classes", "labels"):
-        value = trace.meta.get(key)
-        if isinstance(value, list):
-            return [str(v) for v in value]
-    model = trace.meta.get("model")
-    if isinstance(model, dict) and isinstance(model.get("class_names"), list):
-        return [str(v) for v in model["class_names"]]
-    return []
-
-
-def label_text(trace: Trace | None, label: int) -> str:
-    names = class_names(trace)
-    return names[label] if 0 <= label < len(names) else str(int(label))
-
-
-def top_classes(trace: Trace | None, k: int = 5) -> list[tuple[str, float]]:
-    """The ``k`` most probable classes of ``classification/logits`` (softmax), best first."""
-    if trace is None or "classification/logits" not in trace:
-        return []
-    logits = np.asarray(trace["classification/logits"], np.float64).reshape(-1)
-    p = np.exp(logits - logits.max())
-    p /= p.sum()
-    order = np.argsort(-p)[:k]
-    return [(label_text(trace, int(i)), float(p[i])) for i in order]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N,4) with every box in ``b`` (M,4), xyxy."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def best_match(box: np.ndarray, boxes: np.ndarray, min_iou: float = 0.3) -> int | None:
@@ -351,9 +273,9 @@ def layer_rows(trace: Trace, name: str, layer: int, query: int) -> np.ndarray:
 def point_map(
     trace: Trace, src: Source, point: tuple[float, float], layer: int, term: str = "weight", frame: int = 0
 ) -> Map | None:
-    """The maps (one per head) from image point ``point`` for a point source."""
+    """The maps (one per head) from image point ``point`` for a point source; ``frame`` is a video frame."""
     x, y = point
-    li = layer_index(len(src.layers), layer)
+    li = clamp_layer(len(src.layers), layer)
     if src.key == "detr/encoder/self_attn":
         S = trace.shape(src.key)[-1]
         grid = grid_for(trace, src.key, S)
@@ -361,65 +283,52 @@ def point_map(
         values = layer_rows(trace, src.key, li, cell).reshape(-1, grid.height, grid.width)
         return Map(
             values,
+            grid_rect(grid),
             grid,
             title=f"encoder layer {li}, from ({x:.0f}, {y:.0f})",
             head_titles=[f"head {h}" for h in range(values.shape[0])],
         )
     if src.key == "nonlocal":
-        name = f"nonlocal/{src.layers[li]}/attn"
-        Sq, Sk = trace.shape(name)[-2:]
-        gq = grid_for(trace, name, Sq, role="query")
-        gk = grid_for(trace, name, Sk, role="key")
-        start = int(trace.meta.get("input", {}).get("frame", 0) or 0)
-        cell = gq.cell_of_point(x, y, max(frame - start, 0))
-        row = np.asarray(trace.rows(name, cell), np.float32).reshape(-1)[:Sk]
-        # one small multiple per key frame (space-time models), one map for images
-        values = row.reshape(gk.frames, gk.height, gk.width)
+        row = attention_row(trace, src.layers[li], x, y, frame, strict=False)
+        gk = row.key_grid
         flat_grid = Grid(gk.height, gk.width, gk.stride, gk.scale_x, gk.scale_y)
+        # one small multiple per key frame (space-time models), one map for images
         titles = [f"t={t}" for t in range(gk.frames)] if gk.frames > 1 else [src.layers[li]]
         return Map(
-            values,
+            row.values,
+            row.key_rect(),
             flat_grid,
             title=f"non-local {src.layers[li]}, from ({x:.0f}, {y:.0f})",
             head_titles=titles,
             axis="frame",
+            row=row,
         )
     if src.key == "lrnet":
-        lname = src.layers[li]
-        term = term if term in src.terms else "weight"
-        title = f"LR-Net {lname} {TERM_SYMBOLS.get(term, term)} at ({x:.0f}, {y:.0f})"
-        if lname in trace.meta.get("lrnet", {}).get("layers", {}):
-            from relviz.render.lrnet import pixel_kernels
-
-            x = min(max(x, 0.0), _image_size(trace)[0] - 1e-3)
-            y = min(max(y, 0.0), _image_size(trace)[1] - 1e-3)
-            pk = pixel_kernels(trace, lname, x, y)
-            window = np.nan_to_num(getattr(pk, term), nan=0.0)  # (G, k, k), outside the image: 0
-            grid, (ci, cj) = pk.input_grid, pk.centre
-        else:  # traces without layer metadata (synthetic): weights on the layer's own grid
-            window = lrnet_window(trace, lname, (x, y), term)
-            h, w = trace.shape(f"lrnet/{lname}/{'weight' if term == 'geometry' else term}")[-2:]
-            grid = grid_for(trace, f"lrnet/{lname}", h * w, shape=(h, w))
-            ci, cj = divmod(grid.cell_of_point(x, y), grid.width)
-        titles = [f"group {g}" for g in range(window.shape[0])]
-        k = window.shape[-1]
-        pad = k // 2 + 1  # the k×k window and one cell around it
-        crop = (max(ci - pad, 0), min(ci + pad + 1, grid.height), max(cj - pad, 0), min(cj + pad + 1, grid.width))
-        return Map(_place(window, grid, ci, cj), grid, title=title, head_titles=titles, crop=crop)
+        return lrnet_map(trace, src.layers[li], point, term if term in src.terms else "weight")
     return None
 
 
-def _place(window: np.ndarray, grid: Grid, ci: int, cj: int) -> np.ndarray:
-    """(G, k, k) windows centred on cell (ci, cj), written into (G, h, w) maps of ``grid`` (0 elsewhere)."""
-    g, k, _ = window.shape
-    out = np.zeros((g, grid.height, grid.width), np.float32)
-    r = k // 2
-    for di in range(k):
-        for dj in range(k):
-            ii, jj = ci + di - r, cj + dj - r
-            if 0 <= ii < grid.height and 0 <= jj < grid.width:
-                out[:, ii, jj] = window[:, di, dj]
-    return out
+def lrnet_map(trace: Trace, layer: str, point: tuple[float, float], term: str = "weight") -> Map:
+    """The k×k kernel of every group at ``point`` (one term), over the window's image rectangle."""
+    x, y = point
+    title = f"LR-Net {layer} {TERM_SYMBOLS.get(term, term)} at ({x:.0f}, {y:.0f})"
+    if layer in layer_names(trace):
+        pk = pixel_kernels(trace, layer, x, y, clamp=True)
+        window = pk.term(term)  # (G, k, k); appearance outside the image: NaN
+        rect = pk.rect()
+    else:  # traces without layer metadata (synthetic): weights on the layer's own grid
+        window = lrnet_window(trace, layer, (x, y), term)
+        h, w = trace.shape(f"lrnet/{layer}/{'weight' if term == 'geometry' else term}")[-2:]
+        grid = grid_for(trace, f"lrnet/{layer}", h * w, shape=(h, w))
+        ci, cj = divmod(grid.cell_of_point(x, y), grid.width)
+        r = window.shape[-1] // 2
+        cw, ch = grid.stride / grid.scale_x, grid.stride / grid.scale_y
+        rect = ((cj - r) * cw, (ci - r) * ch, (cj + r + 1) * cw, (ci + r + 1) * ch)
+        pk = None
+    titles = [f"group {g}" for g in range(window.shape[0])]
+    unit = {"weight": "ω", "geometry": "geometry logit", "appearance": "appearance Φ"}.get(term, term)
+    return Map(np.asarray(window, np.float32), rect, None, title=title, head_titles=titles, unit=unit,
+               symmetric=term != "weight", kernels=pk)
 
 
 def lrnet_window(trace: Trace, layer_name: str, point: tuple[float, float], term: str = "weight") -> np.ndarray:
@@ -439,7 +348,7 @@ def object_map(trace: Trace, src: Source, index: int, layer: int, term: str = "w
     n = len(detections(trace)[0])
     if not 0 <= index < max(n, 1):
         return None
-    li = layer_index(len(src.layers), layer)
+    li = clamp_layer(len(src.layers), layer)
     if src.key == "detr/decoder/cross_attn":
         q = int(np.asarray(trace["detections/query"]).reshape(-1)[index])
         rows = layer_rows(trace, src.key, li, q)  # (H, S)
@@ -447,8 +356,9 @@ def object_map(trace: Trace, src: Source, index: int, layer: int, term: str = "w
         values = rows.reshape(-1, grid.height, grid.width)
         return Map(
             values,
+            grid_rect(grid),
             grid,
-            title=f"decoder layer {li}, object {index} (query {q})",
+            title=f"decoder layer {li}, d{index} (query {q})",
             head_titles=[f"head {h}" for h in range(values.shape[0])],
         )
     if src.key == "region":
@@ -459,12 +369,17 @@ def object_map(trace: Trace, src: Source, index: int, layer: int, term: str = "w
             return None
         values = np.asarray(arr[row], np.float32)  # (K, P)
         pos = np.asarray(trace["region/positions"][row], np.float32).reshape(-1, 2)
+        square = square_points(values, pos)
+        rect = lattice_rect(pos) if square is not None else None
         return Map(
-            values,
+            square if square is not None else values,
+            rect,
             None,
             points=pos,
-            title=f"region {TERM_SYMBOLS[term]}, object {index}",
+            title=f"region {TERM_SYMBOLS[term]}, d{index}",
             head_titles=[f"part {k}" for k in range(values.shape[0])],
+            unit={"weight": "w (part weight)", "geometry": "G (geometric prior)",
+                  "appearance": "A (appearance)"}[term],
         )
     return None
 
@@ -480,76 +395,14 @@ def square_points(values: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     return values[..., order].reshape(*values.shape[:-1], len(ys), len(xs))
 
 
-@dataclass
-class Relations:
-    """Object-to-object weights for one module, head (or mean) and term."""
-
-    matrix: np.ndarray  # (N, N) rows = receiving object
-    boxes: np.ndarray  # (N, 4) the module's objects
-    per_head: np.ndarray  # (H, N, N)
-    detection_of_row: np.ndarray  # (N,) detection index of each row, -1 if none
-    row_of_det: np.ndarray | None = None  # (D,) row of each detection, -1 if none (several may share a row)
-
-
-def relations(trace: Trace, module: str, term: str, head: int | None, layer: int = -1) -> Relations | None:
-    det_boxes = detections(trace)[0]
-    if module == DETR_DECODER_MODULE:
-        if "detr/decoder/self_attn" not in trace:
-            return None
-        queries = np.asarray(trace["detections/query"]).reshape(-1).astype(int)
-        full = trace["detr/decoder/self_attn"]  # (L, H, Q, Q)
-        li = layer_index(full.shape[0], layer)
-        per_head = np.asarray(full[li][:, queries][:, :, queries], np.float32)
-        boxes = det_boxes
-        mapping = np.arange(len(queries))
-        row_of_det = mapping
-    else:
-        name = f"relation/{module}/{term}"
-        if name not in trace:
-            return None
-        per_head = np.asarray(trace[name], np.float32)
-        if per_head.ndim == 2:
-            per_head = per_head[None]
-        bname = f"relation/{module}/boxes"
-        boxes = np.asarray(trace[bname], np.float32) if bname in trace else det_boxes[: per_head.shape[-1]]
-        mapping = _rows_to_detections(trace, module, boxes, det_boxes)
-        row_of_det = _detection_rows(trace, module, len(boxes))
-    if head is None:
-        matrix = per_head.mean(axis=0)
-    else:
-        matrix = per_head[min(max(int(head), 0), per_head.shape[0] - 1)]
-    return Relations(matrix, boxes, per_head, np.asarray(mapping, int), row_of_det)
-
-
-def _rows_to_detections(trace: Trace, module: str, boxes: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
-    """Which detection each row of a relation module is (-1: none).
-
-    The trace says it where it can: ``detections/nms_row`` for the duplicate-removal module,
-    ``detections/proposal`` for modules over the proposals (fc1, fc2); otherwise boxes that overlap
-    a detection with IoU ≥ 0.7 are taken to be it.
-    """
-    n_rows = len(boxes)
-    mapping = np.full(n_rows, -1, int)
-    key = "detections/nms_row" if module == "nms" else "detections/proposal"
-    if key in trace:
-        for det, row in enumerate(np.asarray(trace[key]).reshape(-1).astype(int)):
-            if 0 <= row < n_rows and mapping[row] < 0:
-                mapping[row] = det
-        return mapping
-    if n_rows and len(det_boxes):
-        iou = box_iou(boxes, det_boxes)
-        best = iou.argmax(axis=1)
-        mapping = np.where(iou[np.arange(n_rows), best] >= 0.7, best, -1)
-    return mapping
-
-
-def _detection_rows(trace: Trace, module: str, n_rows: int) -> np.ndarray | None:
-    """Each detection's row when the trace records it (``nms_row`` / ``proposal``), else None."""
-    key = "detections/nms_row" if module == "nms" else "detections/proposal"
-    if key not in trace:
-        return None
-    rows = np.asarray(trace[key]).reshape(-1).astype(int)
-    return np.where((rows >= 0) & (rows < n_rows), rows, -1)
+def lattice_rect(points: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) covering a lattice of sample positions with cells centred on them (a pixel around
+    a lattice that spans no area)."""
+    xs = np.unique(np.round(points[:, 0], 3))
+    ys = np.unique(np.round(points[:, 1], 3))
+    dx = (xs[-1] - xs[0]) / max(len(xs) - 1, 1) if len(xs) > 1 else 1.0
+    dy = (ys[-1] - ys[0]) / max(len(ys) - 1, 1) if len(ys) > 1 else 1.0
+    return (float(xs[0] - dx / 2), float(ys[0] - dy / 2), float(xs[-1] + dx / 2), float(ys[-1] + dy / 2))
 
 
 def region_row(trace: Trace, index: int) -> int | None:
@@ -562,26 +415,27 @@ def region_row(trace: Trace, index: int) -> int | None:
     return index
 
 
-def row_of_detection(rel: Relations, index: int | None) -> int | None:
-    if index is None:
-        return None
-    if rel.row_of_det is not None:
-        if not 0 <= index < len(rel.row_of_det) or rel.row_of_det[index] < 0:
-            return None
-        return int(rel.row_of_det[index])
-    hits = np.flatnonzero(rel.detection_of_row == index)
-    return int(hits[0]) if len(hits) else None
+# -- relations (see relviz.views.relations) ----------------------------------------------------------
+
+Relations = RelationView
+
+
+def relations(
+    trace: Trace, module: str, term: str, head: int | None, layer: int = -1, over: str = "detections"
+) -> RelationView | None:
+    """The relations of ``module`` over the detections (or ``over='proposals'``): :func:`relation_view`."""
+    return relation_view(trace, module, term, head, layer, over)
+
+
+def row_of_detection(rel: RelationView, index: int | None) -> int | None:
+    """The matrix entry of detection ``index`` (None: it has none)."""
+    return rel.index_of(index)
 
 
 def relative_geometry(boxes: np.ndarray, index: int) -> np.ndarray:
-    """(N, 2) log-space offsets (log(|Δx|/w), log(|Δy|/h)) of every box centre from box ``index``,
-    signed, the quantity the relation geometry term encodes (Hu et al. 2018, Eq. 5), normalised by
-    the receiving box as the official code does."""
-    b = np.asarray(boxes, np.float64)
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    w = np.maximum(b[index, 2] - b[index, 0], 1e-3)
-    h = np.maximum(b[index, 3] - b[index, 1], 1e-3)
-    return np.stack([(cx - cx[index]) / w, (cy - cy[index]) / h], axis=1)
+    """(N, 2) signed centre offsets (Δx / w, Δy / h) of every box from box ``index``, normalised by the
+    receiving box as the official code does (Hu et al. 2018, Eq. 5)."""
+    return relative_offsets(boxes, index)
 
 
 def strongest(values: np.ndarray, exclude: int | None, top_k: int) -> np.ndarray:
@@ -590,3 +444,13 @@ def strongest(values: np.ndarray, exclude: int | None, top_k: int) -> np.ndarray
     if exclude is not None:
         order = order[order != exclude]
     return order[:top_k]
+
+
+def time_step(m: Map, trace: Trace, frame: int) -> int:
+    """The key time step of a space-time map that video frame ``frame`` falls in (0 for other maps)."""
+    if m.axis != "frame" or m.row is None:
+        return 0
+    from relviz.views.non_local import frames_of
+    from relviz.views.selection import clip_position
+
+    return m.row.step_of(clip_position(trace, frame, len(frames_of(trace))))
