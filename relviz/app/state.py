@@ -3,10 +3,42 @@
 Panels read it and write user choices back to it; they never call each other.  Requests that need
 work off the UI thread (load a model, run, open a file, export) are signals here too, answered by the
 :class:`~relviz.app.controller.Controller`, which owns the workers.
+
+Selection rules
+---------------
+A selection is: object (and partner), point, frame, view (``source``: the map the canvas shows),
+layer, head, term and relation module.  What a change keeps and what it resets:
+
+=================================  ==========================================================================
+change                             rule
+=================================  ==========================================================================
+a new model's trace                object 0 (the strongest detection) when the trace has detections, else
+(the first trace, or one whose     none; partner none; the point kept when the trace has point maps and it
+``meta.model`` or family differs)  lies in the image, else the image centre; the view its family's default
+                                   (object-driven when an object is selected); layer = each view's default
+                                   (the last) — per-view layer memory is forgotten; head = mean; term ω;
+                                   module = the first (fc1)
+a new input, same model (another   object 0 again (detections of another image are not the same objects);
+image, folder step, trace file)    point, view, head, term and module kept where the trace has them
+a re-run on the same input         the object followed by box overlap (else 0); everything else kept
+(threshold, input size)
+a new frame of the same video      the object followed (same DETR query slot, else the best box overlap;
+                                   none when it left); point, view, layer, head, term, module kept
+a view change                      the layer resolved for that view: the one last chosen *in that view*
+                                   when it is valid there, else the view's default (the last) — a layer
+                                   picked in the DETR encoder is not carried into the decoder; the head
+                                   kept when the view has it, else the mean
+picking an object / a point        switches the view to one driven by objects / points when the current
+                                   one is not (and resolves its layer as above)
+any change                         the point is part of the selection only while the view is point-driven
+                                   (encoder, non-local, LR-Net): in an object view it is put aside and
+                                   comes back with the next point view, so no point marker shows there
+=================================  ==========================================================================
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +64,29 @@ class Selection:
     term: str = "weight"  # weight | geometry | appearance
     module: str | None = None  # relation module
     source: str | None = None  # the map source drawn on the canvas (maps.Source.key)
+
+
+def _model_key(trace: Trace) -> str:
+    """What makes two traces come from the same model: family, name, config, weights (not the device)."""
+    model = trace.meta.get("model")
+    model = {k: v for k, v in model.items() if k not in ("device", "dtype")} if isinstance(model, dict) else {}
+    return json.dumps([trace.family, model], sort_keys=True, default=str)
+
+
+def _input_key(trace: Trace) -> tuple:
+    info = trace.meta.get("input")
+    info = info if isinstance(info, dict) else {}
+    return (info.get("path"), info.get("kind"), info.get("shown_frame", info.get("frame")))
+
+
+def _image_wh(trace: Trace) -> tuple[float, float]:
+    try:
+        w, h = trace.image_size
+        return float(w), float(h)
+    except (KeyError, TypeError, ValueError):
+        if trace.image is not None:
+            return float(trace.image.shape[1]), float(trace.image.shape[0])
+        return 1.0, 1.0
 
 
 @dataclass
@@ -96,6 +151,11 @@ class AppState(QObject):
         self.last_message: tuple[str, str] = ("", "")
         self.messages = MessageBook()
         self.model_note = ""  # a line under the loaded model, e.g. that a checkpoint was refused
+        # selection memory (rules in the module docstring)
+        self._kept_point: tuple[float, float] | None = None  # the point put aside while an object view shows
+        self._layers: dict[str, int] = {}  # per view: the layer last chosen in it
+        self._model_key: str | None = None  # which model made the trace on screen (or the last one)
+        self._input_key: tuple | None = None  # and from which input and frame
 
     def precisions_for(self, family: str | None, device: str) -> list[str]:
         """The precisions to offer for ``family`` on ``device``; for an unknown family (a checkpoint not
@@ -116,63 +176,117 @@ class AppState(QObject):
         self.imageChanged.emit()
 
     def set_trace(self, trace: Trace | None, follow: bool = False) -> None:
-        """Show ``trace``; with ``follow`` the selected object is carried over (video frames)."""
+        """Show ``trace`` and carry the selection over by the rules in the module docstring; ``follow``
+        says the trace is another frame of the video on screen (the object is followed)."""
         old = self.trace
         self.trace = trace
-        changes: dict[str, Any] = {}
-        if follow:
-            changes["object"] = maps.follow_object(old, trace, self.sel.object)
-            changes["partner"] = maps.follow_object(old, trace, self.sel.partner)
-        else:
-            changes["object"] = None
-            changes["partner"] = None
+        sel = self.sel
+        if trace is None:  # nothing to select in until a result comes; the rest waits for it
+            changes: dict[str, Any] = {"object": None, "partner": None}
+            if sel.point is not None:
+                self._kept_point = sel.point
+                changes["point"] = None
+            self.traceChanged.emit()
+            self._apply(changes, {"trace"}, force=True)
+            return
+        model, where = _model_key(trace), _input_key(trace)
+        new_model = model != self._model_key
+        same_input = not new_model and where == self._input_key
+        self._model_key, self._input_key = model, where
         n = len(maps.detections(trace)[0])
-        if changes["object"] is None and not follow and n:
-            changes["object"] = 0 if trace is not None and self.sel.point is None else None  # start on one
-        point = self.sel.point
-        if point is not None and trace is not None:
-            w, h = maps._image_size(trace)
-            if not (0 <= point[0] < w and 0 <= point[1] < h):  # left over from a larger image
-                point = changes["point"] = None
-        if changes["object"] is None and point is None and trace is not None:
-            if maps.default_source(trace, "point") is not None:
-                w, h = maps._image_size(trace)
-                changes["point"] = (w / 2.0, h / 2.0)  # a reference point to start from: the centre
+        changes = {"partner": None}
+        if new_model:
+            self._layers.clear()
+            changes.update(object=0 if n else None, layer=-1, head=None, term="weight")
+        elif follow or same_input:  # another frame of this video, or a re-run on this input
+            changes["object"] = maps.follow_object(old, trace, sel.object) if old is not None else None
+            changes["partner"] = maps.follow_object(old, trace, sel.partner) if old is not None else None
+            if changes["object"] is None and not follow and n:
+                changes["object"] = 0
+        else:
+            changes["object"] = 0 if n else None
         mods = maps.relation_modules(trace)
-        if self.sel.module not in mods:
+        if new_model or sel.module not in mods:
             changes["module"] = mods[0] if mods else None
         keys = [s.key for s in maps.sources(trace)]
-        if self.sel.source not in keys:
+        view = sel.source
+        if new_model or view not in keys:
             driver = "object" if changes.get("object") is not None else "point"
-            changes["source"] = maps.default_source(trace, driver) or (keys[0] if keys else None)
-        changed = {k for k, v in changes.items() if getattr(self.sel, k) != v}
-        self.sel = replace(self.sel, **changes)
+            view = maps.default_source(trace, driver) or (keys[0] if keys else None)
+        changes["source"] = view
+        if not new_model:
+            changes["layer"] = self._layer_for(trace, view)
+            changes["head"] = self._head_for(trace, view, sel.head)
+        changes["point"] = self._point_for(trace, view)
         self.traceChanged.emit()
         # "trace": every map must be recomputed, though the selection fields may be the same
-        self.selectionChanged.emit(frozenset(changed | {"trace"}))
+        self._apply(changes, {"trace"}, force=True)
+
+    def _apply(self, changes: dict[str, Any], extra: set[str] = frozenset(), force: bool = False) -> None:
+        changed = {k for k, v in changes.items() if getattr(self.sel, k) != v}
+        if not changed and not force:
+            return
+        self.sel = replace(self.sel, **changes)
+        self.selectionChanged.emit(frozenset(changed | set(extra)))
+
+    # -- the rules' parts ----------------------------------------------------------------------------
+    def _layer_for(self, trace: Trace | None, view: str | None) -> int:
+        """The layer of ``view``: the one last chosen in it if valid there, else its default (the last)."""
+        src = maps.source(trace, view)
+        layer = self._layers.get(view or "", -1)
+        n = len(src.layers) if src is not None else 0
+        return layer if n and -n <= layer < n else -1
+
+    @staticmethod
+    def _head_for(trace: Trace | None, view: str | None, head: int | None) -> int | None:
+        """``head`` when ``view`` has it (or the view has no heads of its own), else the mean."""
+        src = maps.source(trace, view)
+        if head is None or src is None:
+            return head
+        return head if head < max(src.heads, 1) else None
+
+    def _point_for(self, trace: Trace | None, view: str | None, point: tuple[float, float] | None = None):
+        """The point the selection holds in ``view``: the given or remembered one when ``view`` is
+        point-driven (the image centre if that is outside the image), else None (the point is kept aside)."""
+        candidate = point if point is not None else (self.sel.point or self._kept_point)
+        src = maps.source(trace, view)
+        if src is None or src.driver != "point":
+            if candidate is not None:
+                self._kept_point = candidate
+            return None
+        w, h = _image_wh(trace)
+        if candidate is None or not (0 <= candidate[0] < w and 0 <= candidate[1] < h):
+            candidate = (w / 2.0, h / 2.0)  # a reference point to start from: the centre
+        self._kept_point = candidate
+        return candidate
 
     # -- selection -----------------------------------------------------------------------------------
     def select(self, **changes: Any) -> None:
-        """Change selection fields; switches the canvas source to fit what was picked."""
+        """Change selection fields; switches the view to fit what was picked (rules in the docstring)."""
         if "head" in changes and changes["head"] is not None:
             changes["head"] = max(int(changes["head"]), 0)
+        view = changes.get("source", self.sel.source)
         if "object" in changes and changes["object"] is not None and "source" not in changes:
             src = maps.source(self.trace, self.sel.source)
             if src is None or src.driver != "object":
-                best = maps.default_source(self.trace, "object")
-                if best:
-                    changes["source"] = best
+                view = maps.default_source(self.trace, "object") or view
         if "point" in changes and changes["point"] is not None and "source" not in changes:
             src = maps.source(self.trace, self.sel.source)
             if src is None or src.driver != "point":
-                best = maps.default_source(self.trace, "point")
-                if best:
-                    changes["source"] = best
-        changed = {k for k, v in changes.items() if getattr(self.sel, k) != v}
-        if not changed:
-            return
-        self.sel = replace(self.sel, **changes)
-        self.selectionChanged.emit(frozenset(changed))
+                view = maps.default_source(self.trace, "point") or view
+        if view != self.sel.source:
+            changes["source"] = view
+            if "layer" not in changes:
+                changes["layer"] = self._layer_for(self.trace, view)
+            if "head" not in changes:
+                changes["head"] = self._head_for(self.trace, view, self.sel.head)
+        if "layer" in changes and view is not None:
+            self._layers[view] = int(changes["layer"])
+        if self.trace is not None and ("point" in changes or "source" in changes):
+            if "point" in changes and changes["point"] is None:
+                self._kept_point = None  # cleared on purpose, not put aside
+            changes["point"] = self._point_for(self.trace, view, changes.get("point"))
+        self._apply(changes)
 
     def current_source(self) -> maps.Source | None:
         return maps.source(self.trace, self.sel.source)

@@ -22,7 +22,14 @@ def synthetic_trace(
     dim: int = 8,
     seed: int = 0,
     family: str = "detr",
+    model: str | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> Trace:
+    """A trace of every tensor family on a ``width`` × ``height`` gradient image (see the module docstring).
+
+    ``model`` names the model in ``meta.model`` (the window tells models apart by it); ``only`` keeps the
+    tensors whose names start with one of these prefixes (plus ``input/``), to mimic one family's trace.
+    """
     rng = np.random.default_rng(seed)
     gh, gw = int(np.ceil(height / stride)), int(np.ceil(width / stride))
     S = gh * gw
@@ -86,4 +93,12 @@ def synthetic_trace(
     # non-local: (S, S) over the same grid
     trace["nonlocal/block1/attn"] = softmax(rng.normal(size=(S, S))).astype(np.float32)
     trace["classification/logits"] = rng.normal(size=4).astype(np.float32)
+    if model is not None:
+        trace.meta["model"] = {"name": model, "family": family}
+    if only is not None:
+        keep = ("input/", *only)
+        for name in list(trace.names()):
+            if not name.startswith(keep):
+                trace.arrays.pop(name, None)
+                trace.factored.pop(name, None)
     return trace

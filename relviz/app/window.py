@@ -35,6 +35,7 @@ from relviz.app.state import AppState
 from relviz.core.images import IMAGE_SUFFIXES
 from relviz.core.readers import CHECKPOINT_SUFFIXES, TRACE_SUFFIXES
 from relviz.core.video import VIDEO_SUFFIXES
+from relviz.views import maps
 
 LEVEL_STYLE = {
     "info": "background:#20303a; color:#d8eefa;",
@@ -162,6 +163,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Model"], self.docks["Attention"]], [300, 420], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Attention"], self.docks["Relations"]], [430, 380], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
+        self._auto_hidden: set[str] = set()  # docks hidden because the family has nothing for them
+        self.docks["Timeline"].hide()  # until a video opens
+        self._auto_hidden.add("Timeline")
 
         self.status_text = QLabel("")
         self.status_text.setTextFormat(Qt.TextFormat.PlainText)
@@ -185,6 +189,7 @@ class MainWindow(QMainWindow):
         self.state.itemsChanged.connect(self._on_items)
         self.state.imageChanged.connect(self._on_items)
         self.state.videoChanged.connect(self._on_video)
+        self.state.traceChanged.connect(self.adapt_docks)
         self._restore()
 
     # -- construction --------------------------------------------------------------------------------
@@ -194,6 +199,7 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self.docks[title] = dock
+        dock.toggleViewAction().triggered.connect(lambda checked, t=title: self._user_toggled(t, checked))
 
     def _action(self, menu, text: str, slot, shortcut: str | QKeySequence | None = None) -> QAction:
         action = QAction(text, self)
@@ -367,6 +373,8 @@ class MainWindow(QMainWindow):
         self.restoreState(self._default_state)
         for dock in self.docks.values():
             dock.show()
+        self._auto_hidden.clear()
+        self.adapt_docks()
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
@@ -419,7 +427,43 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     def _on_video(self) -> None:
-        self.docks["Timeline"].setVisible(self.state.video_frames > 0 or self.docks["Timeline"].isVisible())
+        self.adapt_docks()
+
+    # -- docks that adapt to the family ----------------------------------------------------------------
+    def dock_needs(self) -> dict[str, bool] | None:
+        """Which docks have something to show for what is open; None while there is no result to judge by
+        (the docks then stay as they are, so they do not flicker while a model runs)."""
+        needs = {"Timeline": self.state.video_frames > 0}
+        trace = self.state.trace
+        if trace is None:
+            return needs
+        needs.update(
+            Objects="detections/boxes" in trace or "classification/logits" in trace,
+            Attention=bool(maps.sources(trace)),
+            Relations=bool(maps.relation_modules(trace)),
+            Geometry=has_geometry(trace),
+        )
+        return needs
+
+    def adapt_docks(self) -> None:
+        """Hide the docks with nothing to show for the loaded family and show them again when a family
+        needs them.  A dock the user closed stays closed: only docks hidden here come back by themselves."""
+        for title, needed in (self.dock_needs() or {}).items():
+            dock = self.docks[title]
+            if not needed and not dock.isHidden():
+                dock.hide()
+                self._auto_hidden.add(title)
+            elif needed and title in self._auto_hidden:
+                self._auto_hidden.discard(title)
+                dock.show()
+        if not self.docks["Relations"].isHidden():
+            self.docks["Relations"].raise_()  # the pair matrix first, geometry in the tab behind it
+        elif not self.docks["Geometry"].isHidden():
+            self.docks["Geometry"].raise_()
+
+    def _user_toggled(self, title: str, visible: bool) -> None:
+        """View → <dock>: the user decides; the dock leaves the automatic hiding."""
+        self._auto_hidden.discard(title)
 
     # -- settings ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -430,16 +474,32 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        # docks are saved as the user left them (see closeEvent): hidden ones stay hidden, but the Timeline
+        # waits for a video as always
+        if self.docks["Timeline"].isHidden():
+            self._auto_hidden.add("Timeline")
         self.state.threshold = self.settings.threshold(self.state.threshold)
         self.model_panel.threshold.setValue(self.state.threshold)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.settings is not None:
+            for title in self._auto_hidden:  # the saved layout is the user's, not the last family's
+                self.docks[title].show()
             self.settings.save_window_state(self.saveGeometry(), self.saveState())
             self.settings.save_threshold(self.state.threshold)
             self.settings.sync()
         self.controller.shutdown()
         super().closeEvent(event)
+
+
+def has_geometry(trace) -> bool:
+    """Whether ``trace`` holds a geometry term the Geometry panel draws (relation ω_G, LR-Net priors,
+    region G_k)."""
+    if "region/geometry" in trace:
+        return True
+    if any(n.startswith("lrnet/") and n.endswith("/geometry") for n in trace.names()):
+        return True
+    return any("geometry" in maps.relation_terms(trace, m) for m in maps.relation_modules(trace))
 
 
 def schedule(ms: int, fn) -> None:

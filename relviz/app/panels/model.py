@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -22,6 +24,13 @@ from relviz.app.state import AppState
 from relviz.core.readers import CHECKPOINT_SUFFIXES
 
 BUNDLED, RANDOM = "bundled", "none"
+
+
+def fit_popup(combo: QComboBox) -> None:
+    """Make ``combo``'s open list wide enough for its longest entry (the closed box may be narrower)."""
+    metrics = combo.view().fontMetrics()
+    widest = max((metrics.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
+    combo.view().setMinimumWidth(widest + 32)  # the item margins and a scroll bar
 
 
 class ModelPanel(QWidget):
@@ -59,8 +68,14 @@ class ModelPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
+        for combo in (self.zoo, self.weights, self.device, self.precision):
+            # the dock's width never depends on the longest entry; the open list shows entries in full
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+            combo.currentIndexChanged.connect(lambda _=0, c=combo: c.setToolTip(c.currentText()))
 
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("model", self.zoo)
         form.addRow("weights", self.weights)
         form.addRow("device", self.device)
@@ -125,6 +140,8 @@ class ModelPanel(QWidget):
         self.device.setCurrentText(dev if dev in self.state.devices else "auto")
         self.device.blockSignals(False)
         self._on_device()
+        fit_popup(self.zoo)
+        fit_popup(self.device)
 
     def chosen_family(self) -> str | None:
         """The family of what Load model would load: the zoo entry's, the loaded checkpoint's, or None for
@@ -148,6 +165,7 @@ class ModelPanel(QWidget):
         self.precision.addItems(options)
         self.precision.setCurrentText(prec if prec in options else "fp32")
         self.precision.blockSignals(False)
+        fit_popup(self.precision)
 
     def precision_options(self) -> list[str]:
         return [self.precision.itemText(i) for i in range(self.precision.count())]
@@ -161,8 +179,10 @@ class ModelPanel(QWidget):
         if entry is not None:
             self.weights.addItem("random weights (seeded)", RANDOM)
         if self._checkpoint:
-            self.weights.addItem(f"checkpoint: {self._checkpoint}", self._checkpoint)
+            self.weights.addItem(f"checkpoint: {Path(self._checkpoint).name}", self._checkpoint)
+            self.weights.setItemData(self.weights.count() - 1, self._checkpoint, Qt.ItemDataRole.ToolTipRole)
         self.load.setEnabled(entry is not None or bool(self._checkpoint))
+        fit_popup(self.weights)
         self._on_device()
 
     def _on_model(self) -> None:

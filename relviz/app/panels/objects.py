@@ -1,4 +1,5 @@
-"""The Objects panel: a table of detections; selecting a row selects the object everywhere."""
+"""The Objects panel: a table of detections; selecting a row selects the object everywhere.  For a
+classifier (class scores, no detections) it lists the most probable classes instead."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -19,6 +21,7 @@ from relviz.app.state import AppState
 from relviz.views import maps
 
 COLUMNS = ["#", "label", "score", "x0", "y0", "x1", "y1", "query"]
+TOP_CLASSES = 5
 
 
 class _NumItem(QTableWidgetItem):
@@ -48,10 +51,22 @@ class ObjectsPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setSortingEnabled(True)
         self.summary = QLabel("no detections")
+        self.summary.setWordWrap(True)  # a long line wraps: it never widens the dock
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # a classifier's best classes, one a line, when the trace has class scores and no detections
+        self.classes = QLabel("")
+        self.classes.setWordWrap(True)
+        self.classes.setTextFormat(Qt.TextFormat.PlainText)
+        self.classes.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.classes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.classes.hide()
+        self.table.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.summary)
-        layout.addWidget(self.table)
+        layout.addWidget(self.classes)
+        layout.addWidget(self.table, 1)
         self._updating = False
         self.table.itemSelectionChanged.connect(self._on_table)
         state.traceChanged.connect(self._on_trace)
@@ -85,11 +100,15 @@ class ObjectsPanel(QWidget):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self._updating = False
-        classes = maps.top_classes(trace, 5)
+        classes = maps.top_classes(trace, TOP_CLASSES)
+        classifier = bool(classes) and not len(boxes)
+        self.table.setVisible(not classifier)
+        self.classes.setVisible(classifier)
+        self.classes.setText("\n".join(f"{p:.2f}  {name}" for name, p in classes) if classifier else "")
         if trace is None:
             self.summary.setText("no detections")
-        elif classes and not len(boxes):
-            self.summary.setText("top classes: " + ", ".join(f"{name} {p:.2f}" for name, p in classes))
+        elif classifier:
+            self.summary.setText(f"top {len(classes)} classes (probability)")
         else:
             self.summary.setText(
                 f"{len(boxes)} detections"
