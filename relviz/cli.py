@@ -271,20 +271,9 @@ def _resolved_source(source):
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from relviz import zoo
+    from relviz.zoo.catalog import model_rows  # plain data: listing the zoo imports no torch
 
-    rows = []
-    for name, entry in sorted(zoo.models().items()):
-        family = zoo.get_family(entry.family)
-        config = {**family.default_config(), **entry.config}
-        rows.append({
-            "name": name,
-            "family": entry.family,
-            "params": zoo.count_parameters(family, config),
-            "weights": entry.weights if entry.has_weights else None,
-            "ready": entry.has_weights,
-            "description": entry.description,
-        })
+    rows = model_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

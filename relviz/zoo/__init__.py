@@ -4,6 +4,11 @@ Each family module (``relviz/zoo/<family>.py``) registers one :class:`Family` (h
 preprocess, run and post-process that family) and its named :class:`ModelEntry` items.  Everything
 else — the command line, the application, the benchmarks — goes through :func:`load_model` and
 :func:`run_model`, so a family added here appears everywhere.
+
+Importing this package does not import torch: the family modules (which do) are imported the first time
+the registry is asked for (:func:`families`, :func:`models`, :func:`get_family`, …), and the functions that
+need torch import it themselves.  So ``relviz.zoo.catalog`` — the zoo as plain data, for ``relviz models``
+and the application's model list — reads without torch.
 """
 
 from __future__ import annotations
@@ -14,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from relviz.core import devices, limits
-from relviz.core.checkpoint import Checkpoint, CheckpointError, compare_state_dict, load_checkpoint, sha256_of
-from relviz.core.errors import BadInputError, RelvizError
-from relviz.core.trace import Trace
+from relviz.core import limits
+from relviz.core.errors import BadInputError, CheckpointError, RelvizError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from relviz.core.checkpoint import Checkpoint
+    from relviz.core.trace import Trace
     from relviz.zoo.bounds import FamilyBounds
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -96,6 +101,8 @@ class Family:
 
     def supported_precisions(self, device: torch.device) -> list[str]:
         """The precisions this family runs in on ``device`` (default: all the device offers)."""
+        from relviz.core import devices
+
         return devices.supported_precisions(device)
 
     def config_bounds(self) -> FamilyBounds | None:
@@ -125,6 +132,27 @@ class ModelEntry:
 
 _FAMILIES: dict[str, Family] = {}
 _MODELS: dict[str, ModelEntry] = {}
+_registering = False
+
+
+def _ensure_registered() -> None:
+    """Import the family modules (and torch with them) once, the first time the registry is read.
+
+    Importing a family module registers its family and its models; the demo entries name those families,
+    so they register last.
+    """
+    global _registering
+    if _registering:
+        return
+    _registering = True
+    import importlib
+
+    try:
+        for module in ("detr", "lrnet", "non_local", "relation", "demo"):  # demo last: it names the others
+            importlib.import_module(f"relviz.zoo.{module}")
+    except BaseException:
+        _registering = False  # the next call tries again, and raises again (torch or torchvision missing)
+        raise
 
 
 def register_family(family: Family) -> Family:
@@ -138,20 +166,24 @@ def register_model(entry: ModelEntry) -> ModelEntry:
 
 
 def families() -> dict[str, Family]:
+    _ensure_registered()
     return dict(_FAMILIES)
 
 
 def models() -> dict[str, ModelEntry]:
+    _ensure_registered()
     return dict(_MODELS)
 
 
 def get_family(name: str) -> Family:
+    _ensure_registered()
     if name not in _FAMILIES:
         raise BadInputError(f"unknown family {name!r}; valid families: {', '.join(sorted(_FAMILIES))}")
     return _FAMILIES[name]
 
 
 def get_model(name: str) -> ModelEntry:
+    _ensure_registered()
     if name not in _MODELS:
         raise BadInputError(f"unknown model {name!r}; valid models: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
@@ -159,6 +191,7 @@ def get_model(name: str) -> ModelEntry:
 
 def guess_family(state_dict: dict[str, torch.Tensor]) -> tuple[str, float]:
     """The family whose keys the state dict resembles most, and how sure (0..1)."""
+    _ensure_registered()
     scores = {name: fam.detect(state_dict) for name, fam in _FAMILIES.items()}
     if not scores:
         return "", 0.0
@@ -168,6 +201,8 @@ def guess_family(state_dict: dict[str, torch.Tensor]) -> tuple[str, float]:
 
 def meta_module(family: Family, config: dict[str, Any]) -> torch.nn.Module:
     """The architecture built on the meta device: every shape, no memory, no initialisation cost."""
+    import torch
+
     try:
         with torch.device("meta"):
             return family.build(config)
@@ -205,6 +240,8 @@ def check_config(family: Family, config: dict[str, Any], origin: Callable[[str],
 
 def check_precision(family: Family, precision: str, device: torch.device) -> torch.dtype:
     """The dtype of ``precision`` once ``family`` runs in it on ``device``; else one sentence listing those that do."""
+    from relviz.core import devices
+
     name = (precision or "fp32").lower()
     working = family.supported_precisions(device)
     if name in devices.PRECISIONS and name not in working:
@@ -215,6 +252,8 @@ def check_precision(family: Family, precision: str, device: torch.device) -> tor
 
 @contextlib.contextmanager
 def _seeded(seed: int):
+    import torch
+
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -225,6 +264,8 @@ def _seeded(seed: int):
 
 def _check_fit(family: Family, config: dict[str, Any], ckpt: Checkpoint, meta: torch.nn.Module, what: str) -> None:
     """The state dict against the architecture's shapes, compared on the meta module: nothing is built yet."""
+    from relviz.core.checkpoint import compare_state_dict
+
     report = compare_state_dict(meta, ckpt.state_dict)
     if not report.ok:
         guess, score = guess_family(ckpt.state_dict)
@@ -307,6 +348,11 @@ def load_model(
     - ``weights=PATH``: a checkpoint; its family is ``family``, else ``name``'s, else detected from keys,
       and its config is inferred from the state dict (``overrides`` fill in what weights cannot tell).
     """
+    import torch
+
+    from relviz.core import devices
+    from relviz.core.checkpoint import load_checkpoint
+
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     dev = devices.resolve_device(device)
     entry = get_model(name) if name else None
@@ -371,6 +417,8 @@ def _verify_bundled(entry: ModelEntry, path: Path) -> None:
     """Bundled weights must match the sha256 in their model card, so a swapped file is refused."""
     import json
 
+    from relviz.core.checkpoint import sha256_of
+
     card = path.with_suffix(".json")
     if not card.is_file():
         return
@@ -381,6 +429,8 @@ def _verify_bundled(entry: ModelEntry, path: Path) -> None:
 
 def run_model(model: LoadedModel, input_path: str | Path, options: RunOptions | None = None) -> Trace:
     """Read ``input_path`` (image or video) and run ``model`` on it; the trace records everything."""
+    import torch
+
     from relviz.zoo.inputs import read_inputs
 
     options = options or RunOptions()
@@ -394,14 +444,3 @@ def run_model(model: LoadedModel, input_path: str | Path, options: RunOptions | 
                             "try --device cpu or a smaller --resize") from None
     trace.meta.setdefault("model", model.describe())
     return trace
-
-
-# Family registrations: importing a family module registers it.
-from relviz.zoo import detr as _detr  # noqa: E402,F401
-from relviz.zoo import lrnet as _lrnet  # noqa: E402,F401
-from relviz.zoo import non_local as _non_local  # noqa: E402,F401
-from relviz.zoo import relation as _relation  # noqa: E402,F401
-
-# isort: split
-# the demo entries name the families above, so they register last
-from relviz.zoo import demo as _demo  # noqa: E402,F401
