@@ -78,7 +78,7 @@ def test_ap50_is_one_for_ground_truth_and_drops_for_wrong_labels_or_boxes():
 def test_card_records_sha256_of_weights(tmp_path):
     from relviz.core.checkpoint import sha256_of
     from relviz.train.cards import write_card
-    from relviz.train.recipes import export_safetensors
+    from relviz.train.compact import export_safetensors
 
     path = export_safetensors(torch.nn.Linear(3, 2), tmp_path / "m.safetensors")
     card = write_card(
@@ -107,7 +107,7 @@ def test_train_command_lists_valid_names_for_unknown(capsys):
 
 def test_a_few_detr_steps_lower_the_loss():
     from relviz.models.detr import DETR, DETRConfig
-    from relviz.train.recipes import scene_batch
+    from relviz.train.detr import scene_batch
 
     torch.manual_seed(0)
     cfg = DETRConfig(
@@ -153,12 +153,12 @@ def _conv_bn(seed: int, weight: float | None = None) -> torch.nn.Module:
 
 
 def test_compact_state_compensates_batchnorm_exactly(monkeypatch):
-    from relviz.train import recipes
-    from relviz.train.recipes import compact_state
+    from relviz.train import compact
+    from relviz.train.compact import compact_state
 
     small = compact_state(_conv_bn(0).state_dict())
     assert small["layer.conv1.weight"].dtype == torch.float16  # small kernels are not worth float8
-    monkeypatch.setattr(recipes, "FP8_MIN_NUMEL", 0)
+    monkeypatch.setattr(compact, "FP8_MIN_NUMEL", 0)
 
     # weights whose rescaled value is exact in float8: only the compensation can change the output
     net = _conv_bn(0, weight=0.25)
@@ -180,15 +180,15 @@ def test_compact_state_compensates_batchnorm_exactly(monkeypatch):
 
 
 def test_compacting_a_compact_state_again_changes_nothing(monkeypatch):
-    from relviz.train import recipes
+    from relviz.train import compact
 
-    monkeypatch.setattr(recipes, "FP8_MIN_NUMEL", 0)
+    monkeypatch.setattr(compact, "FP8_MIN_NUMEL", 0)
     net = _conv_bn(4)
-    once = recipes.compact_state(net.state_dict())
+    once = compact.compact_state(net.state_dict())
     again_net = _conv_bn(5)
     again_net.load_state_dict(once)
-    monkeypatch.setattr(recipes, "FP8_MIN_NUMEL", 10**9)  # now the kernel counts as small
-    twice = recipes.compact_state(again_net.state_dict())
+    monkeypatch.setattr(compact, "FP8_MIN_NUMEL", 10**9)  # now the kernel counts as small
+    twice = compact.compact_state(again_net.state_dict())
     assert all(torch.isfinite(v.float()).all() for v in twice.values())
     other = _conv_bn(6)
     other.load_state_dict(twice)
@@ -201,7 +201,7 @@ def test_weighted_classifier_loss_is_the_weighted_cross_entropy_of_the_sampled_r
     import torch.nn.functional as F
 
     from relviz.models.rcnn import build_relation_rcnn
-    from relviz.train.rcnn import DEMO_RELATION, _class_weight, rcnn_batch
+    from relviz.train.rcnn import DEMO_RELATION, class_weight, rcnn_batch
 
     torch.manual_seed(0)
     model = build_relation_rcnn({**DEMO_RELATION, "fpn_channels": 16, "representation": 32, "key_dim": 32})
@@ -223,7 +223,7 @@ def test_weighted_classifier_loss_is_the_weighted_cross_entropy_of_the_sampled_r
     heads.select_training_samples = record_select
     heads.box_predictor.forward = record_predict
     images, targets = rcnn_batch(7, 0, 2)
-    weight = _class_weight(3.0)
+    weight = class_weight(3.0)
     assert weight.tolist() == [1.0, 1.0, 1.0, 1.0, 3.0]
     heads.class_weight = weight
     loss = model(images, targets)["loss_classifier"]

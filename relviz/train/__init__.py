@@ -8,5 +8,9 @@
 - :mod:`relviz.train.recipes` — ``python -m relviz.train <name>`` trains a demo model from scratch on
   CPU and writes ``weights/<name>.safetensors`` with its model card (:mod:`relviz.train.cards`);
   :mod:`relviz.train.evaluate` measures it on fresh data (``relviz eval``).
+- :mod:`relviz.train.harness` — the one training loop (budget, progress, saves and resume, interim and
+  final exports through an evaluation hook); :mod:`relviz.train.detr`, :mod:`relviz.train.rcnn` and
+  :mod:`relviz.train.classifiers` supply what each recipe does differently (models, batches, loss,
+  optimiser groups, measurement, card); :mod:`relviz.train.compact` writes the compact safetensors.
 - :mod:`relviz.train.resources` — ``python -m relviz.train.resources`` regenerates ``resources/``.
 """

@@ -9,6 +9,7 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
+    from relviz.train.common import WEIGHTS_DIR
     from relviz.train.recipes import RECIPES
 
     argv = sys.argv[1:] if argv is None else argv
@@ -97,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         help="demo-relation only: train just the relation-free baseline head on this file's body",
     )
     parser.add_argument("--resume", action="store_true", help="continue from the saved training state")
+    parser.add_argument(
+        "--out",
+        default=str(WEIGHTS_DIR),
+        help="folder for the weights and card (default: the bundled weights/; the run state stays in "
+        "$RELVIZ_TRAIN_DIR/NAME, ~/.cache/relviz/train/NAME by default)",
+    )
     args = parser.parse_args(argv[1:])
     args.name = name
     torch.set_num_threads(args.threads)

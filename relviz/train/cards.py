@@ -97,8 +97,8 @@ def compact_bundled(name: str, eval_n: int | None = None) -> dict[str, Any]:
     """
     import torch
 
+    from relviz.train.compact import export_safetensors
     from relviz.train.evaluate import evaluate_loaded
-    from relviz.train.recipes import export_safetensors
     from relviz.zoo import get_model, load_model
 
     entry = get_model(name)
@@ -120,7 +120,7 @@ def compact_bundled(name: str, eval_n: int | None = None) -> dict[str, Any]:
     card["targets_met"] = targets_met(card["metrics"], card["targets"])
     card["compaction"] = (
         "ResNet conv weights stored as float8 e4m3, per output channel rescaled with exact "
-        "batch-norm compensation; other tensors float16 (relviz.train.recipes.compact_state)"
+        "batch-norm compensation; other tensors float16 (relviz.train.compact.compact_state)"
     )
     card["written"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     card_path.write_text(json.dumps(card, indent=1, default=_plain) + "\n")
@@ -144,11 +144,13 @@ def _merge_baseline(card: dict[str, Any], name: str) -> bool:
     return True
 
 
-def attach_baseline(name: str) -> dict[str, Any]:
-    """Write the recorded baseline into the bundled card of ``name`` (weights untouched)."""
-    from relviz.zoo import get_model
+def attach_baseline(name: str, card_path: Path | None = None) -> dict[str, Any]:
+    """Write the recorded baseline into the card of ``name`` (weights untouched): ``card_path``, else the
+    bundled card."""
+    if card_path is None:
+        from relviz.zoo import get_model
 
-    card_path = get_model(name).weights_path.with_suffix(".json")
+        card_path = get_model(name).weights_path.with_suffix(".json")
     card = read_card(card_path)
     if not _merge_baseline(card, name):
         raise FileNotFoundError(f"no baseline recorded for {name}")

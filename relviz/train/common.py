@@ -1,7 +1,9 @@
-"""Shared pieces of the training recipes: run directories, progress, time budgets, batch norm swaps."""
+"""Shared pieces of the training recipes: seeds, output and run directories, progress, time budgets,
+batch norm swaps, starting files."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import platform
@@ -15,6 +17,15 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+#: training data: recipe ``r`` draws item ``i`` of seed ``TRAIN_SEED + offset(r)``
+TRAIN_SEED = 1000
+#: the default evaluation seed: never used for training (recipes train on seeds 1000+)
+EVAL_SEED = 2026
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    """Where a recipe writes its weights and card: ``--out``, else the bundled ``weights/``."""
+    return Path(getattr(args, "out", None) or WEIGHTS_DIR)
 
 
 def run_dir(name: str) -> Path:
@@ -136,6 +147,8 @@ class Every:
 
 
 def save_state(path: Path, **state: Any) -> None:
+    """``torch.save`` through a temporary file, so a run killed while saving keeps its previous state."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -176,3 +189,29 @@ def freeze(module: nn.Module) -> None:
         p.requires_grad_(False)
     module.eval()
     module.train = lambda mode=True: module  # stays in eval mode when the model is set to train
+
+
+def init_source(args: argparse.Namespace, option: str = "init_backbone") -> dict[str, str] | str:
+    """The file a recipe started from (``--init-backbone`` or ``--init-from``): name and sha256.
+
+    Read once (the first call; recipes call it before training), because the file may be retrained later.
+    """
+    path = getattr(args, option, "")
+    if not path:
+        return "from scratch"
+    shas = args.__dict__.setdefault("_init_sha256", {})
+    if option not in shas:
+        from relviz.core.checkpoint import sha256_of
+
+        shas[option] = sha256_of(Path(path))
+    return {"file": Path(path).name, "sha256": shas[option]}
+
+
+def init_note(args: argparse.Namespace) -> str:
+    """Where a detector's backbone came from, in words, for a card's notes."""
+    if not args.init_backbone:
+        return "from scratch (seeded random)"
+    return (
+        f"ResNet-18 body of {Path(args.init_backbone).name} (relviz's demo-relation recipe, same scenes, "
+        "another training seed), as DETR starts from a pretrained backbone"
+    )

@@ -16,6 +16,7 @@ import torch
 
 from relviz.core.errors import BadInputError
 from relviz.train import scenes
+from relviz.train.common import EVAL_SEED
 
 #: the data each demo model is evaluated on
 TASKS = {
@@ -26,8 +27,6 @@ TASKS = {
     "demo-nonlocal": "pairs",
     "demo-nonlocal-clip": "clips",
 }
-#: the default evaluation seed: never used for training (recipes train on seeds 1000+)
-EVAL_SEED = 2026
 
 
 def coco_ap50(
@@ -97,6 +96,14 @@ def detect_scenes(loaded, gt_scenes: list[scenes.Scene], threshold: float = 0.00
                 {"boxes": trace["detections/boxes"][ok], "scores": trace["detections/scores"][ok], "labels": labels[ok]}
             )
     return out
+
+
+def loaded_for(family_name: str, name: str, module: torch.nn.Module, config: dict[str, Any]):
+    """A module being trained, wrapped as the zoo's loaded model (CPU, float32), so it is measured through
+    its family exactly as a user runs it."""
+    from relviz.zoo import LoadedModel, get_family
+
+    return LoadedModel(get_family(family_name), name, module, config, torch.device("cpu"), torch.float32)
 
 
 def evaluate_detector(loaded, seed: int = EVAL_SEED, n: int = 200, per_class: bool = True) -> dict[str, float]:

@@ -19,14 +19,32 @@ from typing import Any
 import torch
 
 from relviz.train import scenes
-from relviz.train.common import WEIGHTS_DIR, Budget, Every, Progress, freeze, log, run_dir, save_state
+from relviz.train.common import (
+    EVAL_SEED,
+    TRAIN_SEED,
+    freeze,
+    init_backbone,
+    init_note,
+    init_source,
+    log,
+    output_dir,
+    run_dir,
+)
+from relviz.train.harness import CardFacts, Measured, Plan, Run, Trainee, adamw, fit
 from relviz.zoo.demo import DEMO_REGIONFEAT, DEMO_RELATION, DETECTOR_LABELS  # noqa: F401
 
 #: the demo detectors' configs and labels are plain data in the zoo
 LABELS = DETECTOR_LABELS
 
 
+#: the two detectors' training data seeds
+TRAIN_SEEDS = {"relation": TRAIN_SEED + 4, "regionfeat": TRAIN_SEED + 5}
+#: the Fast R-CNN losses a head-only baseline trains (its RPN is frozen)
+HEAD_LOSSES = ("loss_classifier", "loss_box_reg")
+
+
 def rcnn_batch(seed: int, start: int, n: int) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """Scenes ``start … start+n-1`` of ``seed`` as torchvision detector inputs (0-1 images; class 0 is background)."""
     images, targets = [], []
     for i in range(n):
         scene = scenes.make_scene(seed, start + i)
@@ -70,10 +88,49 @@ def freeze_body(model: torch.nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def _class_weight(odd_weight: float) -> torch.Tensor:
+def class_weight(odd_weight: float) -> torch.Tensor:
+    """Cross-entropy weight of each detector class: 1, and ``odd_weight`` for *odd*."""
     weight = torch.ones(len(LABELS))
     weight[LABELS.index("odd")] = odd_weight
     return weight
+
+
+def optimizer_groups(args: argparse.Namespace, model: torch.nn.Module) -> list[dict[str, Any]]:
+    """The detector's parameter groups: the heads at the learning rate; the ResNet body at
+    ``--backbone-lr-mult`` when it starts from a file (else 1); W_Q and W_K of the relation modules at
+    ``--relation-qk-lr-mult``.  Frozen parameters are left out.
+
+    W_Q and W_K act on features with norms in the hundreds: an Adam step of the head's size moves ω_A by
+    tens and saturates every softmax row within a few steps, so they learn more slowly.
+    """
+    body_ids = {id(p) for p in model.backbone.body.parameters()}
+    mult = args.backbone_lr_mult if (args.init_backbone or args.init_from) else 1.0
+    qk = [
+        p
+        for n, p in model.roi_heads.named_parameters()
+        if ".relations." in n and n.split(".")[-2] in ("query", "key") and p.requires_grad
+    ]
+    own_ids = body_ids | {id(p) for p in qk}
+    head = [p for p in model.parameters() if p.requires_grad and id(p) not in own_ids]
+    body = [p for p in model.backbone.body.parameters() if p.requires_grad]
+    groups = (
+        {"params": head, "mult": 1.0},
+        {"params": body, "mult": mult},
+        {"params": qk, "mult": args.relation_qk_lr_mult},
+    )
+    return [g for g in groups if g["params"]]
+
+
+def detector_loss(_key: str, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+    """The sum of a torchvision detector's training losses on ``(images, targets)``."""
+    images, targets = batch
+    return sum(model(images, targets).values())
+
+
+def head_loss(_key: str, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+    """The Fast R-CNN head's losses only (:data:`HEAD_LOSSES`), for a detector whose RPN is frozen."""
+    losses = model(*batch)
+    return sum(losses[k] for k in HEAD_LOSSES)
 
 
 def train_rcnn(
@@ -86,10 +143,10 @@ def train_rcnn(
     target: float,
     describe: str,
 ) -> dict[str, Any]:
-    from relviz.train.evaluate import EVAL_SEED, evaluate_detector
-    from relviz.train.recipes import TRAIN_SEED, _card, _init_note, _init_source, export_and_reload, loaded_for
+    """Train a two-stage demo detector (and its relation-free baseline on the same batches); export, card."""
+    from relviz.train.evaluate import evaluate_detector, loaded_for
 
-    seed = TRAIN_SEED + (4 if family == "relation" else 5)
+    seed = TRAIN_SEEDS[family]
     torch.manual_seed(args.seed)
     models = {"model": build(config)}
     if baseline is not None:
@@ -108,69 +165,28 @@ def train_rcnn(
         if args.restart_relations:
             log(f"[{args.name}] restarted {restart_relations(models['model'])} relation modules")
     elif args.init_backbone:
-        from relviz.train.common import init_backbone
-
         for m in models.values():
             n = init_backbone(m, args.init_backbone, "backbone.body.")
             log(f"[{args.name}] backbone from {args.init_backbone}: {n} tensors")
     # 'odd' is one object in ten: weighting its cross entropy keeps the relational label from being
     # drowned by the shape classes and the background
     for m in models.values():
-        m.roi_heads.class_weight = _class_weight(args.odd_weight)
+        m.roi_heads.class_weight = class_weight(args.odd_weight)
         m.roi_heads.grouping_weight = args.grouping_weight
         if args.heads_only:  # less than half the cost of a step, and a baseline head sees the same features
             freeze_body(m)
-    opts = {}
-    for k, m in models.items():
-        body_ids = {id(p) for p in m.backbone.body.parameters()}
-        mult = args.backbone_lr_mult if (args.init_backbone or args.init_from) else 1.0
-        # W_Q and W_K act on features with norms in the hundreds: an Adam step of the head's size moves
-        # ω_A by tens and saturates every softmax row within a few steps, so they learn more slowly
-        qk = [
-            p
-            for n, p in m.roi_heads.named_parameters()
-            if ".relations." in n and n.split(".")[-2] in ("query", "key") and p.requires_grad
-        ]
-        own_ids = body_ids | {id(p) for p in qk}
-        head = [p for p in m.parameters() if p.requires_grad and id(p) not in own_ids]
-        body = [p for p in m.backbone.body.parameters() if p.requires_grad]
-        groups = [
-            g
-            for g in (
-                {"params": head, "mult": 1.0},
-                {"params": body, "mult": mult},
-                {"params": qk, "mult": args.relation_qk_lr_mult},
-            )
-            if g["params"]
-        ]
-        opts[k] = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
-    state_path = run_dir(args.name) / "state.pt"
-    step, elapsed = 0, 0.0
-    if args.resume and state_path.is_file():
-        state = torch.load(state_path, weights_only=True)
-        for k in models:
-            models[k].load_state_dict(state[k])
-            opts[k].load_state_dict(state[f"opt_{k}"])
-        step, elapsed = int(state["step"]), float(state["elapsed"])
-        log(f"resumed {args.name} at step {step}")
-    budget = Budget(args.steps, args.minutes, warmup=200, elapsed=elapsed)
-    progress = Progress(args.name)
-    saving, exporting = Every(300), Every(args.export_every * 60)
     card_config = {**config, "labels": LABELS}
 
-    def export(final: bool) -> dict[str, Any]:
-        model = copy.deepcopy(models["model"]).eval()
-        export_and_reload(model, WEIGHTS_DIR / f"{args.name}.safetensors", {"name": args.name, "family": family})
+    def measure(run: Run, shipped: torch.nn.Module) -> Measured:
         metrics: dict[str, Any] = evaluate_detector(
-            loaded_for(family, args.name, model, card_config), EVAL_SEED, args.eval_n
+            loaded_for(family, args.name, shipped, card_config), EVAL_SEED, args.eval_n
         )
         targets: dict[str, Any] = {"AP50": target}
         notes = []
         if baseline is not None:
+            base_model = copy.deepcopy(run.modules()["baseline"]).eval()
             base = evaluate_detector(
-                loaded_for(family, args.name, copy.deepcopy(models["baseline"]).eval(), {**baseline, "labels": LABELS}),
-                EVAL_SEED,
-                args.eval_n,
+                loaded_for(family, args.name, base_model, {**baseline, "labels": LABELS}), EVAL_SEED, args.eval_n
             )
             metrics.update({f"baseline_{k}": v for k, v in base.items()})
             metrics["baseline"] = (
@@ -185,94 +201,74 @@ def train_rcnn(
                     f"is not above the baseline without relations ({base['AP50_odd']:.3f}) at this budget."
                 )
         if args.init_from:
-            sha = _init_source(args, "init_from")["sha256"]
+            sha = init_source(args, "init_from")["sha256"]
             start = f"continued from {Path(args.init_from).name} (sha256 {sha[:12]}…)"
         else:
-            start = f"backbone {_init_note(args)}"
+            start = f"backbone {init_note(args)}"
         if metrics["AP50"] < target:
             notes.append(
                 f"AP50 {metrics['AP50']:.3f} misses the {target:.2f} target: {start}, then "
-                f"{budget.elapsed / 60:.0f} min on 2 CPU cores ({step} steps of {args.batch}); "
+                f"{run.budget.elapsed / 60:.0f} min on 2 CPU cores ({run.step} steps of {args.batch}); "
                 "longer training would raise it."
             )
-        if not final:
-            notes.append("interim export: training was still running when this card was written")
-        _card(
-            args,
-            family,
-            card_config,
-            step,
-            budget,
-            metrics,
-            targets,
-            notes,
-            data={
-                "generator": "relviz.train.scenes.make_scene",
-                "train_seed": seed,
-                "eval_seed": EVAL_SEED,
-                "eval_n": args.eval_n,
-                "image_size": 256,
-                "model_input": config["min_size"],
-                "classes": LABELS,
-            },
-            recipe={
-                "loss": "Faster R-CNN losses (RPN objectness + box, Fast R-CNN classifier + box)",
-                "odd_class_weight": args.odd_weight,
-                **(
-                    {"grouping_loss": f"{args.grouping_weight} x cross entropy of relation/fc1 head 0 against "
-                     "'the other objects of my colour' (relviz.models.rcnn.RelationRoIHeads.grouping_loss)"}
-                    if args.grouping_weight and family == "relation"
-                    else {}
-                ),
-                **({"relation_modules": "restarted (relviz.train.rcnn.restart_relations)"}
-                   if args.init_from and args.restart_relations else {}),
-                "relation_query_key_lr_mult": args.relation_qk_lr_mult,
-                "trained": "box heads only (body, FPN, RPN frozen)" if args.heads_only else "all layers",
-                "optimizer": "AdamW",
-                "lr": args.lr,
-                "weight_decay": 1e-4,
-                "batch": args.batch,
-                "grad_clip": 10.0,
-                "schedule": "warm-up 200 steps, cosine over the step/time budget",
-                "seed": args.seed,
-                "model": describe,
-                "backbone_init": _init_source(args),
-                **({"continued_from": _init_source(args, "init_from")} if args.init_from else {}),
-                **({"baseline_config": baseline} if baseline is not None else {}),
-            },
-        )
-        log(f"[{args.name}] exported at step {step}: {metrics}")
-        return metrics
+        return Measured(metrics, targets, notes)
 
-    for m in models.values():
-        m.train()
-    while not budget.done(step):
-        images, targets = rcnn_batch(seed, step * args.batch, args.batch)
-        losses = {}
-        for k, m in models.items():
-            for g in opts[k].param_groups:
-                g["lr"] = args.lr * g["mult"] * budget.lr_factor(step)
-            loss = sum(m(images, targets).values())
-            opts[k].zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(m.parameters(), 10.0)
-            opts[k].step()
-            losses[k] = float(loss.detach())
-        step += 1
-        progress.update(step, budget, **losses)
-        if saving.due():
-            save_state(
-                state_path,
-                step=step,
-                elapsed=budget.elapsed,
-                **{k: m.state_dict() for k, m in models.items()},
-                **{f"opt_{k}": o.state_dict() for k, o in opts.items()},
-            )
-        if exporting.due():
-            export(final=False)
-            for m in models.values():
-                m.train()
-    return export(final=True)
+    card = CardFacts(
+        family=family,
+        config=card_config,
+        data={
+            "generator": "relviz.train.scenes.make_scene",
+            "train_seed": seed,
+            "eval_seed": EVAL_SEED,
+            "eval_n": args.eval_n,
+            "image_size": 256,
+            "model_input": config["min_size"],
+            "classes": LABELS,
+        },
+        recipe={
+            "loss": "Faster R-CNN losses (RPN objectness + box, Fast R-CNN classifier + box)",
+            "odd_class_weight": args.odd_weight,
+            **(
+                {
+                    "grouping_loss": f"{args.grouping_weight} x cross entropy of relation/fc1 head 0 against "
+                    "'the other objects of my colour' (relviz.models.rcnn.RelationRoIHeads.grouping_loss)"
+                }
+                if args.grouping_weight and family == "relation"
+                else {}
+            ),
+            **(
+                {"relation_modules": "restarted (relviz.train.rcnn.restart_relations)"}
+                if args.init_from and args.restart_relations
+                else {}
+            ),
+            "relation_query_key_lr_mult": args.relation_qk_lr_mult,
+            "trained": "box heads only (body, FPN, RPN frozen)" if args.heads_only else "all layers",
+            "optimizer": "AdamW",
+            "lr": args.lr,
+            "weight_decay": 1e-4,
+            "batch": args.batch,
+            "grad_clip": 10.0,
+            "schedule": "warm-up 200 steps, cosine over the step/time budget",
+            "seed": args.seed,
+            "model": describe,
+            "backbone_init": init_source(args),
+            **({"continued_from": init_source(args, "init_from")} if args.init_from else {}),
+            **({"baseline_config": baseline} if baseline is not None else {}),
+        },
+    )
+    plan = Plan(
+        models={k: Trainee(m, adamw(optimizer_groups(args, m), args.lr), clip=10.0) for k, m in models.items()},
+        batch=lambda step: rcnn_batch(seed, step * args.batch, args.batch),
+        loss=detector_loss,
+        ship=lambda modules: copy.deepcopy(modules["model"]).eval(),
+        measure=measure,
+        weights=output_dir(args) / f"{args.name}.safetensors",
+        card=card,
+        metadata={"name": args.name, "family": family},
+        warmup=200,
+        state=run_dir(args.name) / "state.pt",
+    )
+    return fit(args, plan).metrics
 
 
 def train_baseline_head(args: argparse.Namespace, body_weights: str) -> dict[str, Any]:
@@ -288,8 +284,7 @@ def train_baseline_head(args: argparse.Namespace, body_weights: str) -> dict[str
 
     from relviz.core.checkpoint import load_checkpoint, sha256_of
     from relviz.models.rcnn import build_relation_rcnn
-    from relviz.train.evaluate import EVAL_SEED, evaluate_detector
-    from relviz.train.recipes import TRAIN_SEED, export_and_reload, loaded_for
+    from relviz.train.evaluate import evaluate_detector, loaded_for
 
     config = {**DEMO_RELATION, "relation_modules": 0}
     torch.manual_seed(args.seed)
@@ -297,37 +292,33 @@ def train_baseline_head(args: argparse.Namespace, body_weights: str) -> dict[str
     source = load_checkpoint(body_weights).state_dict
     body = {k: v for k, v in source.items() if k.startswith(("backbone.", "rpn."))}
     own = model.state_dict()
-    assert set(body) == {k for k in own if k.startswith(("backbone.", "rpn."))}
+    if set(body) != {k for k in own if k.startswith(("backbone.", "rpn."))}:
+        raise ValueError(f"the body, FPN and RPN of {body_weights} do not fit the relation-free demo detector")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in body.items()}, strict=False)
     freeze_body(model)
-    model.roi_heads.class_weight = _class_weight(args.odd_weight)
-    model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
-    budget = Budget(args.steps, args.minutes, warmup=100)
-    progress = Progress(args.name + "-baseline")
-    seed, step = TRAIN_SEED + 4, 0
-    while not budget.done(step):
-        for g in opt.param_groups:
-            g["lr"] = args.lr * budget.lr_factor(step)
-        images, targets = rcnn_batch(seed, step * args.batch, args.batch)
-        losses = model(images, targets)
-        loss = losses["loss_classifier"] + losses["loss_box_reg"]  # the RPN is frozen
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        progress.update(step, budget, loss=float(loss.detach()))
-    model.eval()
+    model.roi_heads.class_weight = class_weight(args.odd_weight)
     out = run_dir(args.name)
-    export_and_reload(model, out / "baseline.safetensors")
-    metrics = evaluate_detector(
-        loaded_for("relation", args.name, model, {**config, "labels": LABELS}), EVAL_SEED, args.eval_n
+    plan = Plan(
+        models={"model": Trainee(model, adamw([p for p in model.parameters() if p.requires_grad], args.lr))},
+        batch=lambda step: rcnn_batch(TRAIN_SEEDS["relation"], step * args.batch, args.batch),
+        loss=head_loss,
+        ship=lambda modules: modules["model"],
+        measure=lambda run, shipped: Measured(
+            evaluate_detector(
+                loaded_for("relation", args.name, shipped, {**config, "labels": LABELS}), EVAL_SEED, args.eval_n
+            )
+        ),
+        weights=out / "baseline.safetensors",
+        warmup=100,
+        label=args.name + "-baseline",
+        interim_exports=False,
     )
+    run = fit(args, plan)
     record = {
-        "metrics": metrics,
-        "steps": step,
+        "metrics": run.metrics,
+        "steps": run.step,
         "batch": args.batch,
-        "wall_time_min": round(budget.elapsed / 60, 1),
+        "wall_time_min": round(run.budget.elapsed / 60, 1),
         "body": Path(body_weights).name,
         "config": config,
         "body_sha256": sha256_of(Path(body_weights)),
@@ -335,11 +326,11 @@ def train_baseline_head(args: argparse.Namespace, body_weights: str) -> dict[str
         "protocol": "relation-free 2fc head trained on the frozen body, FPN and RPN of the relation detector",
     }
     (out / "baseline.json").write_text(json.dumps(record, indent=1) + "\n")
-    log(f"[{args.name}] baseline: {metrics}")
-    bundled = WEIGHTS_DIR / f"{args.name}.safetensors"
+    log(f"[{args.name}] baseline: {run.metrics}")
+    bundled = output_dir(args) / f"{args.name}.safetensors"
     if bundled.is_file() and sha256_of(bundled) == record["body_sha256"]:
         from relviz.train.cards import attach_baseline
 
-        attach_baseline(args.name)
+        attach_baseline(args.name, bundled.with_suffix(".json"))
         log(f"[{args.name}] baseline written into {bundled.with_suffix('.json').name}")
-    return metrics
+    return run.metrics

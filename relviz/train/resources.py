@@ -16,7 +16,7 @@ from PIL import Image
 from relviz.train import longrange, patches, scenes
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-#: seeds for the samples: never used for training or evaluation (see recipes.TRAIN_SEEDS)
+#: seeds for the samples: never used for training or evaluation (see common.TRAIN_SEED and EVAL_SEED)
 SAMPLE_SEED = 7
 SCENE_INDICES = (0, 1, 2, 3)
 CLIP_UPSCALE = 4
