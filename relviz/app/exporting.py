@@ -15,9 +15,11 @@ import numpy as np
 
 from relviz.core.atomic import check_writable
 from relviz.core.errors import BadInputError
-from relviz.core.grid import Grid
 from relviz.core.trace import Trace
 from relviz.views import maps
+from relviz.views.overlay import blend_cells
+from relviz.views.palette import box_color, rgb
+from relviz.views.selection import captions
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -120,11 +122,11 @@ def export_trace(ctx, trace: Trace, path: str) -> str:
 
 
 def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np.ndarray:
-    """The frame with the heatmap of ``obj`` (or the point) blended in and boxes drawn (RGB)."""
+    """The frame with the map of ``obj`` (or the point) blended in as its cells and boxes drawn (RGB), from the
+    same views as the canvas: the map, its shared colour scale, the box palette and the ``d0 circle`` names."""
     out = image.copy()
     if trace is None:
         return out
-    h, w = out.shape[:2]
     src = maps.source(trace, sel.source)
     m = None
     if src is not None:
@@ -132,27 +134,14 @@ def _overlay(image: np.ndarray, trace: Trace | None, sel, obj: int | None) -> np
             m = maps.object_map(trace, src, obj, sel.layer, sel.term)
         elif src.driver == "point" and sel.point is not None:
             m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
-    if m is not None and m.grid is not None:
-        values = m.head(sel.head)
-        up = Grid(m.grid.height, m.grid.width, m.grid.stride, m.grid.scale_x, m.grid.scale_y).to_image(values, (w, h))
-        lo, hi = float(values.min()), float(values.max())
-        norm = np.clip((up - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
-        from matplotlib import colormaps
-
-        colored = (colormaps["inferno"](norm)[..., :3] * 255).astype(np.float32)
-        alpha = (0.65 * norm**0.6)[..., None]
-        out = (out.astype(np.float32) * (1 - alpha) + colored * alpha).astype(np.uint8)
-    boxes, scores, labels = maps.detections(trace)
-    from relviz.app.panels.common import PALETTE  # plain hex strings, no Qt involved
-
-    for i, (box, score, lab) in enumerate(zip(boxes, scores, labels, strict=False)):
-        hexc = PALETTE[int(lab) % len(PALETTE)].lstrip("#")
-        color = tuple(int(hexc[k : k + 2], 16) for k in (0, 2, 4))
-        if i == obj:
-            color = (255, 255, 255)
+    if m is not None and m.rect is not None:
+        values = m.head(sel.head, maps.time_step(m, trace, sel.frame))
+        out = blend_cells(out, values, m.rect, m.scale(shared=True))
+    boxes, _, labels = maps.detections(trace)
+    for i, (box, text) in enumerate(zip(boxes, captions(trace), strict=False)):
+        color = (255, 255, 255) if i == obj else rgb(box_color(int(labels[i])))
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x0, y0), (x1, y1), color, 3 if i == obj else 2)
-        text = f"{maps.label_text(trace, int(lab))} {score:.2f}"
         cv2.putText(out, text, (x0 + 2, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
     return out
 

@@ -35,6 +35,8 @@ TERMS = ("weight", "geometry", "appearance")
 TERM_SYMBOLS = {"weight": "ω", "geometry": "ω_G", "appearance": "ω_A"}
 TERM_NAMES = {"weight": "ω (relation weight)", "geometry": "ω_G (geometry)", "appearance": "ω_A (appearance)"}
 OVER = ("detections", "proposals")
+#: the selected object's strongest relations the window shows: as arrows on the canvas and as bars
+TOP_RELATIONS = 8
 
 
 def modules(trace: Trace | None) -> list[str]:

@@ -1,5 +1,10 @@
 """The Attention panel: small multiples of every head (and their mean) for the selected object or
-point, a layer slider, the source; clicking a tile makes that head the canvas heatmap."""
+point, a layer slider, the source; clicking a tile makes that head the canvas heatmap.
+
+Every tile is drawn as its cells, coloured on one range shared with the canvas (or each on its own, as
+stated under the tiles).  For LR-Net the panel shows the hovered pixel's k×k kernels large: for the
+picked group, or the strongest few, the weight ω beside its geometry prior and appearance term.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from relviz.app.panels.common import configure_pyqtgraph, grid_shape, levels, lut
+from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape
 from relviz.app.state import AppState
 from relviz.views import maps
+from relviz.views.lrnet import STRONGEST_GROUPS, strongest_groups
+from relviz.views.palette import DIVERGING_CMAP, color_scale, scales
 
 
 class _Tile:
@@ -56,13 +63,18 @@ class AttentionPanel(QWidget):
         self.info.setWordWrap(True)
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setAcceptDrops(False)
+        self.colorbar = ColorBar()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(row1)
         layout.addLayout(row2)
         layout.addWidget(self.info)
         layout.addWidget(self.plots, 1)
+        layout.addWidget(self.colorbar)
         self.tiles: list[_Tile] = []
+        self.tile_data: list[np.ndarray] = []  # what each tile shows (its cells), for tests
+        self.tile_scales: list = []  # each tile's colour scale
+        self.groups: list[int] = []  # LR-Net: the groups shown, one row of three tiles each
         self.map: maps.Map | None = None
         self._updating = False
         self._pending = False
@@ -125,17 +137,19 @@ class AttentionPanel(QWidget):
                 self.map = maps.point_map(st.trace, src, sel.point, sel.layer, sel.term, sel.frame)
         self._draw()
 
-    def _ensure_tiles(self, n: int) -> None:
-        if len(self.tiles) == n:
+    def _ensure_tiles(self, n: int, cols: int | None = None, heads: list[int | None] | None = None) -> None:
+        heads = heads if heads is not None else [None if i == n - 1 and n > 1 else i for i in range(n)]
+        key = (n, cols, tuple(heads))
+        if getattr(self, "_layout_key", None) == key:
             return
+        self._layout_key = key
         self._shapes = []
         self.plots.clear()
         self.tiles = []
-        rows, cols = grid_shape(n)
+        rows, cols = grid_shape(n) if cols is None else (int(np.ceil(n / cols)) if n else 0, cols)
         for i in range(n):
             r, c = divmod(i, cols)
-            head = None if i == n - 1 and n > 1 else i
-            self.tiles.append(_Tile(self.plots.ci, r, c, lambda h=head: self._on_tile(h)))
+            self.tiles.append(_Tile(self.plots.ci, r, c, lambda h=heads[i]: self._on_tile(h)))
         grid = self.plots.ci.layout  # equal rows and columns, however many tiles the last row has
         for r in range(rows):
             grid.setRowStretchFactor(r, 1)
@@ -146,8 +160,11 @@ class AttentionPanel(QWidget):
 
     def _draw(self) -> None:
         m, sel = self.map, self.state.sel
+        self.groups = []
         if m is None:
             self._ensure_tiles(0)
+            self.tile_data, self.tile_scales = [], []
+            self.colorbar.set_scale(None)
             src = self.state.current_source()
             if self.state.trace is None:
                 self.info.setText("")
@@ -156,34 +173,89 @@ class AttentionPanel(QWidget):
             else:
                 self.info.setText(f"{src.label}: select {'an object' if src.driver == 'object' else 'a point'}")
             return
-        values = m.values
-        if m.grid is None and m.points is not None:
-            square = maps.square_points(values, m.points)
-            values = square if square is not None else values[:, None, :]
-        elif values.ndim == 2:
-            values = values[:, None, :]
-        elif m.crop is not None:  # LR-Net: zoom on the k×k window
-            r0, r1, c0, c1 = m.crop
-            values = values[:, r0:r1, c0:c1]
-        heads = values.shape[0]
-        tiles = np.concatenate([values, values.mean(axis=0, keepdims=True)]) if heads > 1 else values
+        if self.state.sel.source == "lrnet":
+            self._draw_kernels(m)
+            return
+        if m.values.ndim == 2:  # values at scattered points, no lattice: one strip per head
+            m = maps.Map(m.values[:, None, :], (0.0, 0.0, float(m.values.shape[1]), 1.0), title=m.title,
+                         head_titles=m.head_titles, axis=m.axis, unit=m.unit)
+        tiles, titles = m.multiples()
+        heads = m.values.shape[0]
+        shared = self.shared.isChecked()
+        tile_scales = scales(tiles, shared, symmetric=m.symmetric, label=m.unit)
         self._ensure_tiles(len(tiles))
-        shared = tiles if self.shared.isChecked() else None
-        table = lut("inferno")
-        for i, (tile, data) in enumerate(zip(self.tiles, tiles, strict=False)):
-            tile.image.setImage(data, autoLevels=False, levels=levels(data, shared), lut=table)
-            tile.image.setRect(QRectF(0, 0, data.shape[1], data.shape[0]))
-            is_mean = heads > 1 and i == len(tiles) - 1
-            title = "mean" if is_mean else (m.head_titles[i] if i < len(m.head_titles) else str(i))
-            tile.title.setText(title)
-            tile.title.setPos(0, 0)
-            chosen = (sel.head is None and is_mean) or (sel.head == i and not is_mean) or heads == 1
-            tile.frame.setRect(QRectF(0, 0, data.shape[1], data.shape[0]))
+        frame = maps.time_step(m, self.state.trace, sel.frame)
+        for i, (tile, data, scale) in enumerate(zip(self.tiles, tiles, tile_scales, strict=False)):
+            self._show(tile, data, scale, titles[i])
+            is_mean = heads > 1 and i == len(tiles) - 1 and m.axis == "head"
+            if m.axis == "frame":
+                chosen = i == frame
+            else:
+                chosen = (sel.head is None and is_mean) or (sel.head == i and not is_mean) or heads == 1
             tile.frame.setPen(pg.mkPen("#00ff88", width=3, cosmetic=True) if chosen else pg.mkPen(None))
-        if self._shapes != [t.shape for t in tiles]:
-            self._shapes = [t.shape for t in tiles]
+        self.tile_data, self.tile_scales = list(tiles), tile_scales
+        self.colorbar.set_scale(tile_scales[0] if shared else m.scale(shared=False, head=sel.head, frame=frame))
+        self._refit([t.shape for t in tiles])
+        self.info.setText(m.title + (" · one range shared by the tiles and the canvas" if shared
+                                     else " · each tile its own range"))
+
+    def _draw_kernels(self, m: maps.Map) -> None:
+        """LR-Net at the hovered pixel: ω, the geometry prior and the appearance term, one row per group."""
+        sel, trace = self.state.sel, self.state.trace
+        pk = m.kernels
+        if pk is not None:
+            weight, prior, appearance = pk.weight, pk.geometry, pk.appearance
+            groups = [min(sel.head, len(weight) - 1)] if sel.head is not None else strongest_groups(pk)
+        else:  # traces without layer metadata: the three terms from the layer's own grid
+            src = self.state.current_source()
+            terms = {t: maps.point_map(trace, src, sel.point, sel.layer, t, sel.frame).values
+                     for t in ("weight", "geometry", "appearance")}
+            weight, prior, appearance = terms["weight"], terms["geometry"], terms["appearance"]
+            order = np.argsort(-weight.reshape(len(weight), -1).max(axis=1), kind="stable")
+            groups = [min(sel.head, len(weight) - 1)] if sel.head is not None else [int(g) for g in
+                                                                                    order[:STRONGEST_GROUPS]]
+        self.groups = groups
+        shared = self.shared.isChecked()
+        columns = [(weight, "ω", "ω", False), (prior, "prior", "geometry logit", True),
+                   (appearance, "Φ", "appearance Φ", True)]
+        by_column = []  # each column's scales, one per group: shared down the column or each tile's own
+        for values, _, unit, symmetric in columns:
+            shown = [values[g] for g in groups]
+            cmap = DIVERGING_CMAP if symmetric else "inferno"
+            by_column.append([color_scale(shown, cmap, True, symmetric, unit)] * len(groups) if shared
+                             else [color_scale([v], cmap, False, symmetric, unit) for v in shown])
+        data, titles, tile_scales, heads = [], [], [], []
+        for r, g in enumerate(groups):  # row-major: one row of three tiles per group
+            for c, (values, name, _, _) in enumerate(columns):
+                data.append(values[g])
+                titles.append(f"g{g} {name}")
+                tile_scales.append(by_column[c][r])
+                heads.append(g)
+        self._ensure_tiles(len(data), cols=3, heads=heads)
+        for tile, values, scale, title in zip(self.tiles, data, tile_scales, titles, strict=True):
+            self._show(tile, values, scale, title)
+            tile.frame.setPen(pg.mkPen(None))
+        self.tile_data, self.tile_scales = data, tile_scales
+        self.colorbar.set_scale(tile_scales[0] if tile_scales else None)
+        self._refit([d.shape for d in data])
+        k = weight.shape[-1]
+        which = f"group {groups[0]}" if sel.head is not None else (
+            f"the {len(groups)} strongest of {len(weight)} groups (largest ω in the window)")
+        self.info.setText(f"{m.title}: {k}×{k} kernels of {which} · ω, geometry prior, appearance Φ "
+                          f"({'ranges shared down each column' if shared else 'each tile its own range'})")
+
+    @staticmethod
+    def _show(tile: _Tile, data: np.ndarray, scale, title: str) -> None:
+        rows, cols = data.shape
+        cell_image(tile.image, data, (0.0, 0.0, float(cols), float(rows)), scale)
+        tile.title.setText(title)
+        tile.title.setPos(0, 0)
+        tile.frame.setRect(QRectF(0, 0, cols, rows))
+
+    def _refit(self, shapes: list[tuple[int, ...]]) -> None:
+        if self._shapes != shapes:
+            self._shapes = shapes
             QTimer.singleShot(0, self._fit_tiles)  # once the layout has given the tiles their sizes
-        self.info.setText(m.title + ("" if shared is not None else " · per-tile ranges"))
 
     def _fit_tiles(self) -> None:
         for tile in self.tiles:

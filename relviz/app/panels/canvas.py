@@ -25,12 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from relviz.app.panels.common import configure_pyqtgraph, label_color, levels, lut
+from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, label_color, lut
 from relviz.app.state import AppState
-from relviz.core.grid import Grid
 from relviz.views import maps
+from relviz.views.relations import TOP_RELATIONS
+from relviz.views.selection import captions
 
-MAX_HEAT_SIDE = 640  # heatmaps are upsampled (bilinear) to at most this many pixels a side
+MAX_ARROWS = TOP_RELATIONS  # the selected object's strongest relations, as many as the Relations bars
 
 
 class OverlayItem(pg.GraphicsObject):
@@ -194,9 +195,12 @@ class CanvasPanel(QWidget):
         self.labels_box = QCheckBox("labels")
         self.labels_box.setChecked(True)
         self.labels_box.toggled.connect(self._toggle_labels)
+        self.colorbar = ColorBar()
+        self.colorbar.setMaximumWidth(340)
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 0, 4, 0)
         bar.addWidget(self.caption, 1)
+        bar.addWidget(self.colorbar)
         bar.addWidget(self.labels_box)
         bar.addWidget(self.follow)
         bar.addWidget(QLabel("heatmap"))
@@ -214,7 +218,10 @@ class CanvasPanel(QWidget):
         state.selectionChanged.connect(self._on_selection)
         state.modelChanged.connect(self._on_model)
         self._size: tuple[int, int] = (0, 0)
-        self.last_heat: np.ndarray | None = None  # the map last drawn (grid resolution), for tests
+        self.last_heat: np.ndarray | None = None  # the map last drawn (its cells), for tests
+        self.map: maps.Map | None = None  # the view the heatmap shows
+        self.relation: maps.Relations | None = None  # the view the arrows come from
+        self.arrow_entries = np.zeros(0, int)  # the relation entries the arrows come from, strongest first
         self.last_update_s = 0.0
 
     # -- state → view --------------------------------------------------------------------------------
@@ -243,10 +250,7 @@ class CanvasPanel(QWidget):
     def _on_trace(self) -> None:
         trace = self.state.trace
         boxes, scores, labels = maps.detections(trace)
-        texts = [
-            f"{i}: {maps.label_text(trace, int(lab))} {s:.2f}"
-            for i, (s, lab) in enumerate(zip(scores, labels, strict=False))
-        ]
+        texts = captions(trace)  # "d0 circle 0.95": the names the matrices, bars and figures use
         self.overlay.set_boxes(boxes, [label_color(int(lab)) for lab in labels], texts)
 
     def _on_selection(self, changed: frozenset) -> None:
@@ -257,7 +261,7 @@ class CanvasPanel(QWidget):
         self._draw_heat()
         if changed & {"object", "module", "head", "term", "layer", "trace"}:  # not on a mere hover
             self._draw_arrows()
-        if sel.point is not None:
+        if sel.point is not None and self._point_mode():  # the point drives point maps only
             self.marker.setData([sel.point[0]], [sel.point[1]])
         else:
             self.marker.clear()
@@ -273,41 +277,26 @@ class CanvasPanel(QWidget):
                 m = maps.object_map(trace, src, sel.object, sel.layer, sel.term)
             elif src.driver == "point" and sel.point is not None:
                 m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
+        self.map = m
         if m is None:
             self.heat_item.clear()
             self.last_heat = None
+            self.colorbar.set_scale(None)
             self.caption.setText(self._caption(None))
             return
-        values = m.head(sel.head, self._time_step(m))
+        values = m.head(sel.head, maps.time_step(m, trace, sel.frame))
         self.last_heat = values
         self.caption.setText(self._caption(m))
-        if m.grid is not None:
-            self._set_grid_heat(values, m.grid)
-        elif m.points is not None:
+        scale = m.scale(shared=True)  # the range the small multiples share
+        self.colorbar.set_scale(scale)
+        if m.rect is not None:
+            cell_image(self.heat_item, values, m.rect, scale, alpha_ramp=not m.symmetric)
+        elif m.points is not None:  # values at scattered points (no lattice): one dot per point
             self.heat_item.clear()
-            lo, hi = levels(values)
-            table = lut("inferno")
-            idx = np.clip(((values - lo) / (hi - lo) * 255).astype(int), 0, 255)
+            table = lut(scale.cmap)
+            idx = np.nan_to_num(scale.normalize(values) * 255, nan=0).astype(int)
             brushes = [pg.mkBrush(*table[i]) for i in idx]
             self.points_item.setData(m.points[:, 0], m.points[:, 1], brush=brushes, size=10)
-
-    def _time_step(self, m: maps.Map) -> int:
-        """The key time step of a space-time map that the shown frame falls in."""
-        trace = self.state.trace
-        if m.axis != "frame" or trace is None:
-            return 0
-        start = int(trace.meta.get("input", {}).get("frame", 0) or 0)
-        stride = max(int(trace.meta.get("input", {}).get("stride", 1) or 1), 1)
-        return max(0, (self.state.sel.frame - start) // stride)
-
-    def _set_grid_heat(self, values: np.ndarray, grid: Grid) -> None:
-        w, h = self._size if self._size != (0, 0) else self.state.trace.image_size
-        f = min(1.0, MAX_HEAT_SIDE / max(w, h))
-        sw, sh = max(1, round(w * f)), max(1, round(h * f))
-        small = Grid(grid.height, grid.width, grid.stride, grid.scale_x / f, grid.scale_y / f)
-        up = small.to_image(values, (sw, sh))
-        self.heat_item.setImage(up, autoLevels=False, levels=levels(values), lut=lut("inferno", True))
-        self.heat_item.setRect(QRectF(0, 0, w, h))
 
     def _caption(self, m: maps.Map | None) -> str:
         sel = self.state.sel
@@ -331,29 +320,21 @@ class CanvasPanel(QWidget):
         return f"{m.title} · {head}"
 
     def _draw_arrows(self) -> None:
+        """The selected object's strongest relations among the detections: the same ranking as the bars."""
         sel, trace = self.state.sel, self.state.trace
-        if trace is None or sel.module is None or sel.object is None:
+        rel = None
+        if trace is not None and sel.module is not None and sel.object is not None:
+            term = sel.term if sel.term in maps.relation_terms(trace, sel.module) else "weight"
+            rel = maps.relations(trace, sel.module, term, sel.head, sel.layer)
+        index = rel.index_of(sel.object) if rel is not None else None
+        self.relation = rel
+        if rel is None or index is None:
+            self.arrow_entries = np.zeros(0, int)
             self.overlay.set_arrows(np.zeros((0, 4)), np.zeros(0))
             return
-        rel = maps.relations(trace, sel.module, sel.term, sel.head, sel.layer)
-        row = maps.row_of_detection(rel, sel.object) if rel is not None else None
-        if rel is None or row is None:
-            self.overlay.set_arrows(np.zeros((0, 4)), np.zeros(0))
-            return
-        weights = rel.matrix[row]
-        candidates = np.flatnonzero(rel.detection_of_row >= 0)
-        if len(candidates) > 1:  # arrows only between objects that are drawn (not every proposal)
-            masked = np.full_like(weights, -np.inf)
-            masked[candidates] = weights[candidates]
-            top = [t for t in maps.strongest(masked, row, 8) if np.isfinite(masked[t])]
-            top = np.asarray(top, int)
-        else:
-            top = maps.strongest(weights, row, 8)
-        b = rel.boxes
-        centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
-        segments = np.concatenate([centres[top], np.repeat(centres[row][None], len(top), 0)], axis=1)
-        peak = float(np.max(np.abs(weights[top]))) if len(top) else 1.0
-        self.overlay.set_arrows(segments, np.abs(weights[top]) / (peak or 1.0))
+        top, segments, strength = rel.arrows(index, MAX_ARROWS)
+        self.arrow_entries = top
+        self.overlay.set_arrows(segments, strength)
 
     # -- view → state --------------------------------------------------------------------------------
     def _to_image(self, scene_pos) -> tuple[float, float] | None:

@@ -3,8 +3,11 @@
 - Relation Networks: the selected object's ω_G to every other object, plotted at their relative
   position (Δx/w, Δy/h, normalised by the receiving box as in the official code) — the landscape of
   the geometry term sampled where the scene has objects;
-- LR-Net: the input-independent k×k geometry priors of each channel group for the current layer;
+- LR-Net: the input-independent k×k geometry priors of the current layer, large: the picked group, or the
+  most peaked few (the groups whose prior alone favours one neighbour most);
 - Learning Region Features: the geometric prior G_k of every part over the selected box's positions.
+
+Every map is drawn as its cells, with its colour range stated; the numbers come from :mod:`relviz.views`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from relviz.app.panels.common import configure_pyqtgraph, grid_shape, levels, lut
+from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape, lut
 from relviz.app.state import AppState
-from relviz.views import maps
+from relviz.views import geometry, maps
+from relviz.views.lrnet import prior_weight
+from relviz.views.palette import DIVERGING_CMAP, MATRIX_CMAP, color_scale
+
+MAX_PRIORS = 8  # LR-Net priors shown at once (the most peaked), unless a group is picked
 
 
 class GeometryPanel(QWidget):
@@ -32,9 +39,12 @@ class GeometryPanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.info)
         layout.addWidget(self.plots, 1)
+        self.colorbar = ColorBar()
+        layout.addWidget(self.colorbar)
         self.shown: list[str] = []  # which sections are drawn, for tests
         self.relation_points: np.ndarray | None = None  # (N-1, 3): Δx/w, Δy/h, ω_G
         self.landscape: np.ndarray | None = None  # ω_G over the image, when the trace holds W_G
+        self.prior_groups: list[int] = []  # LR-Net: the groups whose priors are shown
         state.traceChanged.connect(self._redraw)
         state.selectionChanged.connect(self._on_selection)
 
@@ -47,6 +57,8 @@ class GeometryPanel(QWidget):
         self.shown = []
         self.relation_points = None
         self.landscape = None
+        self.prior_groups = []
+        self.colorbar.set_scale(None)
         trace, sel = self.state.trace, self.state.sel
         if trace is None:
             self.info.setText("")
@@ -68,7 +80,7 @@ class GeometryPanel(QWidget):
             return row
         module = sel.module if sel.module in modules else modules[0]
         rel = maps.relations(trace, module, "geometry", sel.head)
-        r = maps.row_of_detection(rel, sel.object) if rel is not None else None
+        r = rel.index_of(sel.object) if rel is not None else None
         if r is None:
             return row
         land = self._landscape(trace, module, rel.boxes[r], sel.head)
@@ -78,14 +90,15 @@ class GeometryPanel(QWidget):
         others = np.array([i for i in range(len(rel.boxes)) if i != r], int)
         values = rel.matrix[r, others]
         self.relation_points = np.column_stack([offsets[others], values])
-        plot = self.plots.addPlot(row=row, col=0, title=f"ω_G of object {sel.object} ({module}) at relative position")
+        plot = self.plots.addPlot(row=row, col=0, title=f"ω_G into d{sel.object} ({module}) at relative position")
         plot.setLabel("bottom", "Δx / w")
         plot.setLabel("left", "Δy / h")
         plot.invertY(True)
         plot.showGrid(x=True, y=True, alpha=0.2)
-        lo, hi = levels(values)
-        table = lut("viridis")
-        idx = np.clip(((values - lo) / (hi - lo) * 255).astype(int), 0, 255)
+        scale = color_scale([values], MATRIX_CMAP, False, label="ω_G")
+        self.colorbar.set_scale(scale)
+        table = lut(MATRIX_CMAP)
+        idx = np.nan_to_num(scale.normalize(values) * 255, nan=0).astype(int)
         scatter = pg.ScatterPlotItem(
             offsets[others, 0],
             offsets[others, 1],
@@ -98,41 +111,35 @@ class GeometryPanel(QWidget):
         self.shown.append("relation")
         return row + 1
 
-    def _landscape(self, trace, module: str, box, head: int | None, res: int = 48):
-        """ω_G of a box of the selected object's size placed at every image position, from W_G
-        (``relation/<module>/geometry_weight``, ``geometry_bias``): (values (h, w), extent (w, h))."""
-        if f"relation/{module}/geometry_weight" not in trace or f"relation/{module}/geometry_bias" not in trace:
+    def _landscape(self, trace, module: str, box, head: int | None):
+        """ω_G of a box of the selected object's size centred at each cell of a grid over the image, from W_G
+        (:func:`relviz.views.geometry.landscape`): (values (rows, cols), rect)."""
+        if not geometry.has_landscape(trace, module):
             return None
-        try:
-            from relviz.render.relation import omega_g
-        except ImportError:
-            return None
-        width, height = maps._image_size(trace)
-        rows = max(int(round(res * height / width)), 1)
-        xs = (np.arange(res) + 0.5) * width / res
-        ys = (np.arange(rows) + 0.5) * height / rows
-        bw, bh = box[2] - box[0], box[3] - box[1]
-        cx, cy = np.meshgrid(xs, ys)
-        others = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1).reshape(-1, 4)
-        per_head = omega_g(trace, module, np.asarray(box), others)  # (H, rows·res)
-        values = per_head.mean(axis=0) if head is None else per_head[min(head, len(per_head) - 1)]
-        self.landscape = values.reshape(rows, res)
-        return self.landscape, (width, height)
+        land = geometry.landscape(trace, module, np.asarray(box), maps.image_size(trace))
+        self.landscape = land.head(head)
+        return self.landscape, land.rect
 
     def _show_landscape(self, row: int, land, box, module: str) -> int:
-        values, (width, height) = land
+        values, rect = land
         sel = self.state.sel
         plot = self.plots.addPlot(
-            row=row, col=0, title=f"ω_G of object {sel.object} ({module}) with its box at each position"
+            row=row, col=0, title=f"ω_G into d{sel.object} ({module}) of a box its size centred in each cell"
         )
         plot.invertY(True)
         plot.setAspectLocked(True)
         plot.hideAxis("left")
         plot.hideAxis("bottom")
-        item = pg.ImageItem(values, levels=levels(values), lut=lut("viridis"))
-        item.setRect(QRectF(0, 0, width, height))
+        if self.state.image is not None:
+            photo = pg.ImageItem(self.state.image, levels=(0, 255))
+            plot.addItem(photo)
+        item = pg.ImageItem()
+        item.setOpacity(0.75)
+        scale = color_scale([values], MATRIX_CMAP, False, label="ω_G")
+        cell_image(item, values, rect, scale)
+        self.colorbar.set_scale(scale)
         plot.addItem(item)
-        plot.setRange(QRectF(0, 0, width, height), padding=0.02)
+        plot.setRange(QRectF(rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]), padding=0.02)
         outline = pg.QtWidgets.QGraphicsRectItem(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
         outline.setPen(pg.mkPen("#00ff88", width=2, cosmetic=True))
         plot.addItem(outline)
@@ -149,19 +156,28 @@ class GeometryPanel(QWidget):
         li = maps.layer_index(len(layers), sel.layer) if src is not None and src.key == "lrnet" else len(layers) - 1
         name = layers[li]
         prior = np.asarray(trace[f"lrnet/{name}/geometry"], np.float32)  # (m, k, k)
+        if sel.head is not None and src is not None and src.key == "lrnet":
+            groups = [min(sel.head, len(prior) - 1)]
+        else:  # the most peaked priors: the groups whose geometry alone favours one neighbour most
+            peak = prior_weight(prior).reshape(len(prior), -1).max(axis=1)
+            groups = [int(g) for g in np.argsort(-peak, kind="stable")[:MAX_PRIORS]]
+        self.prior_groups = groups
+        k = prior.shape[-1]
+        scale = color_scale([prior[g] for g in groups], DIVERGING_CMAP, True, symmetric=True, label="prior logit")
+        self.colorbar.set_scale(scale)
         sub = self.plots.addLayout(row=row, col=0)
-        rows, cols = grid_shape(len(prior), 4)
-        sub.addLabel(f"LR-Net {name}: geometry prior (k×k logits) per group", row=0, col=0, colspan=cols)
-        for g, data in enumerate(prior):
-            r, c = divmod(g, cols)
+        rows, cols = grid_shape(len(groups), 4)
+        which = f"group {groups[0]}" if len(groups) == 1 else f"the {len(groups)} most peaked of {len(prior)} groups"
+        sub.addLabel(f"LR-Net {name}: {k}×{k} geometry prior (logits) of {which}", row=0, col=0, colspan=cols)
+        for n, g in enumerate(groups):
+            r, c = divmod(n, cols)
             vb = sub.addViewBox(row=r + 1, col=c, lockAspect=True, invertY=True, enableMouse=False)
-            item = pg.ImageItem(data, levels=levels(data, prior), lut=lut("RdBu_r"))
-            item.setRect(QRectF(0, 0, data.shape[1], data.shape[0]))
+            item = pg.ImageItem()
+            cell_image(item, prior[g], (0.0, 0.0, float(k), float(k)), scale)
             vb.addItem(item)
-            if sel.head == g:
-                frame = pg.QtWidgets.QGraphicsRectItem(QRectF(0, 0, data.shape[1], data.shape[0]))
-                frame.setPen(pg.mkPen("#00ff88", width=3, cosmetic=True))
-                vb.addItem(frame)
+            label = pg.TextItem(f"g{g}", color="#ffffff", anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
+            vb.addItem(label, ignoreBounds=True)
+            vb.setRange(QRectF(0, 0, k, k), padding=0.02)
         self.shown.append("lrnet")
         return row + 1
 
@@ -176,6 +192,8 @@ class GeometryPanel(QWidget):
         values = geo[r]  # (K, P)
         pos = np.asarray(trace["region/positions"][r], np.float32).reshape(-1, 2)
         square = maps.square_points(values, pos)
+        scale = color_scale([values], "magma", True, label="G_k")
+        self.colorbar.set_scale(scale)
         sub = self.plots.addLayout(row=row, col=0)
         rows, cols = grid_shape(len(values), 4)
         sub.addLabel(f"region G_k of object {sel.object}", row=0, col=0, colspan=cols)
@@ -184,14 +202,13 @@ class GeometryPanel(QWidget):
             if square is not None:
                 vb = sub.addViewBox(row=r + 1, col=c, lockAspect=True, invertY=True, enableMouse=False)
                 data = square[k]
-                item = pg.ImageItem(data, levels=levels(data, square), lut=lut("magma"))
-                item.setRect(QRectF(0, 0, data.shape[1], data.shape[0]))
+                item = pg.ImageItem()
+                cell_image(item, data, (0.0, 0.0, float(data.shape[1]), float(data.shape[0])), scale)
                 vb.addItem(item)
             else:
                 plot = sub.addPlot(row=r + 1, col=c)
                 plot.invertY(True)
-                lo, hi = levels(values)
-                idx = np.clip(((values[k] - lo) / (hi - lo) * 255).astype(int), 0, 255)
+                idx = np.nan_to_num(scale.normalize(values[k]) * 255, nan=0).astype(int)
                 table = lut("magma")
                 plot.addItem(
                     pg.ScatterPlotItem(

@@ -1,18 +1,26 @@
-"""The Relations panel: the N×N object-to-object matrix for a module, head (or mean) and term, and a
-bar chart of the selected object's strongest relations.  Clicking a cell selects the pair."""
+"""The Relations panel: the object-to-object matrix for a module, head (or mean) and term, and a bar chart
+of the selected object's strongest relations.  Clicking a cell selects the pair.
+
+The matrix is taken over the detections by default — entries named as on the canvas (``d3 circle``) —
+or over every proposal on request; its bars are the same ranking the canvas draws as arrows
+(:meth:`relviz.views.relations.RelationView.ranking`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from relviz.app.panels.common import configure_pyqtgraph, levels, lut
+from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph
 from relviz.app.state import AppState
 from relviz.views import maps
+from relviz.views.palette import MATRIX_CMAP, color_scale
+from relviz.views.relations import DETR_DECODER_MODULE, TOP_RELATIONS, term_name
 
-TOP_K = 10
+TOP_K = TOP_RELATIONS
+MAX_TICKS = 40  # axis labels on at most this many entries (every n-th beyond)
 
 
 class RelationsPanel(QWidget):
@@ -22,25 +30,32 @@ class RelationsPanel(QWidget):
         self.state = state
         self.module = QComboBox()
         self.module.setToolTip("relation module (DETR: decoder self-attention between object queries)")
+        self.module.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.term = QComboBox()
         self.term.setToolTip("ω: the relation weight; ω_G: geometry term; ω_A: appearance term")
+        self.term.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.head = QComboBox()
         self.head.setToolTip("one head, or the mean over heads (keys 0–9, M)")
+        self.head.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.proposals = QCheckBox("all proposals")
+        self.proposals.setToolTip("the matrix over every proposal (query) of the module instead of the detections")
         self.info = QLabel("")
+        self.info.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(QLabel("module"))
         top.addWidget(self.module, 1)
-        top.addWidget(QLabel("term"))
         top.addWidget(self.term)
         top.addWidget(self.head)
+        top.addWidget(self.proposals)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setAcceptDrops(False)
         self.matrix_plot = self.plots.addPlot(row=0, col=0)
         self.matrix_plot.invertY(True)
-        self.matrix_plot.setAspectLocked(True)
-        self.matrix_plot.setLabel("left", "receiving object")
-        self.matrix_plot.setLabel("bottom", "contributing object")
+        self.matrix_plot.setAspectLocked(True)  # square cells
+        self.matrix_plot.setLabel("left", "receiving")
+        self.matrix_plot.setLabel("bottom", "contributing")
+        self.matrix_plot.setMouseEnabled(False, False)
         self.matrix_item = pg.ImageItem()
         self.matrix_plot.addItem(self.matrix_item)
         self.row_box = pg.QtWidgets.QGraphicsRectItem()
@@ -50,27 +65,34 @@ class RelationsPanel(QWidget):
         self.cell_box.setPen(pg.mkPen("w", width=2, cosmetic=True))
         self.matrix_plot.addItem(self.cell_box)
         self.bar_plot = self.plots.addPlot(row=1, col=0)
-        self.bar_plot.setLabel("left", "weight")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#4e79a7")
         self.bar_plot.addItem(self.bars)
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
+        self.colorbar = ColorBar()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(top)
         layout.addWidget(self.info)
         layout.addWidget(self.plots, 1)
+        layout.addWidget(self.colorbar)
 
         self.rel: maps.Relations | None = None
-        self.bar_rows: np.ndarray = np.zeros(0, int)
+        self.bar_rows: np.ndarray = np.zeros(0, int)  # the entries the bars show, strongest first
+        self.picked: tuple[int, int] | None = None  # a clicked cell whose row is a proposal, not a detection
         self._updating = False
         self.module.currentTextChanged.connect(self._on_module)
         self.term.currentIndexChanged.connect(self._on_term)
         self.head.currentIndexChanged.connect(self._on_head)
+        self.proposals.toggled.connect(lambda _: self._on_selection(frozenset({"module"})))
         self.matrix_item.mouseClickEvent = self._on_matrix_click
         state.traceChanged.connect(self._on_trace)
         state.selectionChanged.connect(self._on_selection)
+
+    @property
+    def over(self) -> str:
+        return "proposals" if self.proposals.isChecked() else "detections"
 
     # -- state → view --------------------------------------------------------------------------------
     def _on_trace(self) -> None:
@@ -78,10 +100,11 @@ class RelationsPanel(QWidget):
         self.module.clear()
         self.module.addItems(maps.relation_modules(self.state.trace))
         self._updating = False
+        self.picked = None
         self._on_selection(frozenset({"module", "term", "head", "object", "layer"}))
 
     def _on_selection(self, changed: frozenset) -> None:
-        if not changed & {"module", "term", "head", "object", "partner", "layer"}:
+        if not changed & {"module", "term", "head", "object", "partner", "layer", "trace"}:
             return
         sel, trace = self.state.sel, self.state.trace
         self._updating = True
@@ -92,14 +115,17 @@ class RelationsPanel(QWidget):
         if current != terms:
             self.term.clear()
             for t in terms:
-                self.term.addItem(f"{maps.TERM_SYMBOLS[t]} ({t})", t)
+                self.term.addItem(term_name(sel.module, t, short=True), t)
+        self.term.setVisible(len(terms) > 1)
         if sel.term in terms:
             self.term.setCurrentIndex(terms.index(sel.term))
         self._updating = False
         self.rel = None
         if trace is not None and sel.module:
             term = sel.term if sel.term in terms else (terms[0] if terms else "weight")
-            self.rel = maps.relations(trace, sel.module, term, sel.head, sel.layer)
+            self.rel = maps.relations(trace, sel.module, term, sel.head, sel.layer, over=self.over)
+        if changed & {"object", "partner", "module", "trace"}:
+            self.picked = None
         self._sync_heads()
         self._draw()
 
@@ -115,15 +141,25 @@ class RelationsPanel(QWidget):
         self.head.setCurrentIndex(0 if head is None or head >= n else head + 1)
         self._updating = False
 
+    def _clear(self, text: str) -> None:
+        self.matrix_item.clear()
+        self.bars.setOpts(x=[], height=[])
+        self.bar_rows = np.zeros(0, int)
+        self.row_box.setRect(QRectF())
+        self.cell_box.setRect(QRectF())
+        self.colorbar.set_scale(None)
+        self.info.setText(text)
+
+    def _ticks(self, labels: list[str], short: bool) -> list[tuple[float, str]]:
+        n = len(labels)
+        step = 1 if n <= MAX_TICKS else int(np.ceil(n / MAX_TICKS))
+        names = [lab.split()[0] if short else lab for lab in labels]  # 'd3' on a crowded axis
+        return [(i + 0.5, names[i]) for i in range(0, n, step)]
+
     def _draw(self) -> None:
         rel, sel = self.rel, self.state.sel
-        if rel is not None and rel.matrix.size == 0:
-            rel = self.rel = None
-        if rel is None:
-            self.matrix_item.clear()
-            self.bars.setOpts(x=[], height=[])
-            self.row_box.setRect(QRectF())
-            self.cell_box.setRect(QRectF())
+        if rel is None or rel.matrix.size == 0:
+            self.rel = None
             trace = self.state.trace
             if trace is None:
                 text = ""
@@ -131,37 +167,46 @@ class RelationsPanel(QWidget):
                 text = "no objects to relate (no detections above the score threshold)"
             else:
                 text = "no relation module in this trace"
-            self.info.setText(text)
+            self._clear(text)
             return
         m = rel.matrix
-        n = m.shape[0]
-        shared = rel.per_head if sel.head is not None else None
-        self.matrix_item.setImage(m, autoLevels=False, levels=levels(m, shared), lut=lut("viridis"))
-        self.matrix_item.setRect(QRectF(0, 0, m.shape[1], n))
-        self.matrix_plot.setRange(QRectF(0, 0, m.shape[1], n), padding=0.02)
+        n = len(rel)
+        scale = color_scale([rel.per_head] if sel.head is not None else [m], MATRIX_CMAP, sel.head is not None,
+                            label=term_name(rel.module, rel.term, short=True))
+        cell_image(self.matrix_item, m, (0.0, 0.0, float(n), float(n)), scale)
+        self.colorbar.set_scale(scale)
+        self.matrix_plot.setRange(QRectF(0, 0, n, n), padding=0.02)
+        ticks = self._ticks(rel.labels, short=n > 12)
+        self.matrix_plot.getAxis("left").setTicks([ticks])
+        self.matrix_plot.getAxis("bottom").setTicks([ticks])
         head = "mean of heads" if sel.head is None else f"head {sel.head}"
-        term_sym = maps.TERM_SYMBOLS.get(sel.term, sel.term) if sel.module != maps.DETR_DECODER_MODULE else "attn"
-        self.info.setText(f"{sel.module}: {term_sym}, {head}, {n} objects, range {m.min():.3g} … {m.max():.3g}")
-        row = maps.row_of_detection(rel, sel.object)
-        if row is None:
+        what = "detections" if rel.over == "detections" else ("queries" if rel.module == DETR_DECODER_MODULE
+                                                                else "proposals")
+        note = f" ({rel.note})" if rel.note else ""
+        self.info.setText(f"{sel.module}: {rel.name}, {head}, over {n} {what}{note}")
+        index = rel.index_of(sel.object)
+        if index is None:
             self.row_box.setRect(QRectF())
             self.cell_box.setRect(QRectF())
             self.bars.setOpts(x=[], height=[])
             self.bar_rows = np.zeros(0, int)
+            if self.picked is not None:
+                r, c = self.picked
+                self.cell_box.setRect(QRectF(c, r, 1, 1))
             return
-        self.row_box.setRect(QRectF(0, row, m.shape[1], 1))
-        col = maps.row_of_detection(rel, sel.partner)
-        self.cell_box.setRect(QRectF(col, row, 1, 1) if col is not None else QRectF())
-        top = maps.strongest(m[row], row, TOP_K)
+        self.row_box.setRect(QRectF(0, index, n, 1))
+        col = rel.index_of(sel.partner) if self.picked is None else self.picked[1]
+        if self.picked is not None:
+            self.row_box.setRect(QRectF(0, self.picked[0], n, 1))
+        self.cell_box.setRect(QRectF(col, self.picked[0] if self.picked else index, 1, 1) if col is not None
+                              else QRectF())
+        top = rel.ranking(index, TOP_K)
         self.bar_rows = top
         brushes = ["#f28e2b" if t == col else "#4e79a7" for t in top]
-        self.bars.setOpts(x=np.arange(len(top)), height=m[row, top], brushes=brushes)
-        ticks = [
-            (i, str(int(rel.detection_of_row[t])) if rel.detection_of_row[t] >= 0 else f"r{t}")
-            for i, t in enumerate(top)
-        ]
-        self.bar_plot.getAxis("bottom").setTicks([ticks])
-        self.bar_plot.setLabel("bottom", f"strongest relations of object {sel.object}")
+        self.bars.setOpts(x=np.arange(len(top)), height=m[index, top], brushes=brushes)
+        self.bar_plot.getAxis("bottom").setTicks([[(i, rel.labels[t].split()[0]) for i, t in enumerate(top)]])
+        self.bar_plot.setLabel("left", term_name(rel.module, rel.term, short=True))
+        self.bar_plot.setLabel("bottom", f"strongest relations into {rel.labels[index]} (arrows on the canvas)")
 
     # -- view → state --------------------------------------------------------------------------------
     def _on_module(self, text: str) -> None:
@@ -181,15 +226,18 @@ class RelationsPanel(QWidget):
         self.click_cell(int(pos.y()), int(pos.x()))
 
     def click_cell(self, row: int, col: int) -> None:
-        """Select the pair (receiving object ``row``, contributing object ``col``) of the matrix."""
-        if self.rel is None:
+        """Select the pair (receiving entry ``row``, contributing entry ``col``) of the matrix: their detections,
+        or — in proposal mode, for a proposal that is no detection — the cell itself, with its value."""
+        rel = self.rel
+        if rel is None or not (0 <= row < len(rel) and 0 <= col < len(rel)):
             return
-        n = self.rel.matrix.shape[0]
-        if not (0 <= row < n and 0 <= col < self.rel.matrix.shape[1]):
-            return
-        obj, partner = int(self.rel.detection_of_row[row]), int(self.rel.detection_of_row[col])
-        if obj < 0:
-            self.state.info(f"row {row} of {self.state.sel.module} matches no detection", "warning", "matrix")
-            return
+        obj, partner = int(rel.detection[row]), int(rel.detection[col])
         self.state.resolve("matrix")
+        if obj < 0:  # a proposal that became no detection: shown here, nothing to select elsewhere
+            self.picked = (row, col)
+            self._draw()
+            self.info.setText(f"{rel.labels[row]} ← {rel.labels[col]}: {rel.name} {rel.matrix[row, col]:.4g} "
+                              "(a proposal that is not a detection)")
+            return
+        self.picked = None
         self.state.select(object=obj, partner=partner if partner >= 0 else None)
