@@ -215,7 +215,8 @@ def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp
             ii, jj = ci + di - r, cj + dj - r
             if 0 <= ii < shown.shape[0] and 0 <= jj < shown.shape[1]:
                 assert shown[ii, jj] == pytest.approx(pk.weight[2, di, dj], rel=1e-6)
-    assert "top classes" in window.objects_panel.summary.text()
+    classes = window.objects_panel.classes
+    assert classes.isVisible() and len(classes.text().splitlines()) == 5  # the classifier's top 5, by name
     # the term switch in the Attention panel: ω_A, the appearance term, at the same window
     qtbot.wait(5)
     combo = window.attention_panel.term
@@ -321,3 +322,61 @@ def test_the_real_window_under_xvfb(tmp_path, tiny_detr):
     assert proc.returncode == 0, proc.stderr
     px = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert ((px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)).sum() > 5000
+
+
+def load_bundled(qtbot, window, name):
+    window.state.loadModelRequested.emit({"name": name, "weights": "bundled", "device": "cpu", "precision": "fp32"})
+    qtbot.waitUntil(lambda: window.controller.loaded is not None and window.controller.loaded.name == name,
+                    timeout=WAIT)
+
+
+def test_a_clip_model_shows_every_frame_of_the_bundled_clip(qtbot, window):
+    from relviz.core.video import VideoReader
+
+    clip = ROOT / "resources" / "clip-0.mp4"
+    load_bundled(qtbot, window, "demo-nonlocal-clip")
+    window.state.openRequested.emit([str(clip)])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.controller.idle(), timeout=WAIT)
+    st = window.state
+    n = st.video_frames
+    assert n == 16
+    with VideoReader(clip) as reader:
+        decoded = [reader.frame(i) for i in range(n)]
+    for t in range(n):
+        st.select(frame=t)
+        qtbot.waitUntil(
+            lambda t=t: window.controller.idle() and st.trace.meta["input"].get("shown_frame") == t, timeout=WAIT
+        )
+        start = min(max(t - 4, 0), n - 8)  # the 8-frame clip that covers frame t
+        assert st.trace.meta["input"]["frame_indices"] == list(range(start, start + 8))
+        np.testing.assert_array_equal(st.image, decoded[t])
+        np.testing.assert_array_equal(window.canvas.image_item.image, decoded[t])  # the frame on the canvas
+        assert window.timeline_panel.label.text().startswith(f"frame {t} / 15")
+        assert window.canvas.last_heat is not None and np.isfinite(window.canvas.last_heat).all()
+    assert not st.messages.problems, [p.text for p in st.messages.problems]
+    # playing from the start runs to the last frame, without an error
+    st.select(frame=0)
+    qtbot.waitUntil(lambda: window.controller.idle() and st.trace.meta["input"].get("shown_frame") == 0, timeout=WAIT)
+    st.playRequested.emit(True)
+    qtbot.waitUntil(lambda: not st.playing, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.controller.idle(), timeout=WAIT)
+    assert st.sel.frame == 15 and not st.messages.problems
+    np.testing.assert_array_equal(window.canvas.image_item.image, decoded[st.trace.meta["input"]["shown_frame"]])
+
+
+def test_demo_relation_after_a_non_local_model_starts_on_its_strongest_object(qtbot, window):
+    scene = ROOT / "resources" / "scene-0.png"
+    load_bundled(qtbot, window, "demo-nonlocal")
+    window.state.openRequested.emit([str(scene)])
+    qtbot.waitUntil(lambda: window.state.trace is not None and window.state.trace.family == "nonlocal", timeout=WAIT)
+    assert window.state.sel.point is not None and window.state.sel.object is None
+    assert not window.docks["Relations"].isVisible()  # nothing for a classifier there
+    load_bundled(qtbot, window, "demo-relation")
+    qtbot.waitUntil(lambda: window.state.trace.family == "relation" and window.controller.idle(), timeout=WAIT)
+    st = window.state
+    assert st.sel.object == 0 and st.sel.point is None
+    assert window.docks["Relations"].isVisible()
+    assert window.canvas.marker.data.size == 0  # no point marker over a detector's objects
+    window.docks["Geometry"].raise_()
+    qtbot.waitUntil(lambda: "relation" in window.geometry_panel.shown)
+    assert "no geometry terms" not in window.geometry_panel.info.text()
