@@ -48,7 +48,7 @@ def test_canvas_draws_the_map_as_its_cells_with_the_shared_colour_scale(qtbot, w
     scale = m.scale(shared=True)
     assert tuple(item.levels) == pytest.approx((scale.lo, scale.hi))
     bar = window.canvas.colorbar
-    assert bar.isVisible() and bar.scale == scale
+    assert bar.gradient.isVisible() and bar.scale == scale
     assert bar.texts() == (f"{scale.lo:.3g}", f"{scale.hi:.3g}", "(attention, shared range)")
     # the small multiples: every head and the mean, in the very same range as the canvas
     panel = window.attention_panel

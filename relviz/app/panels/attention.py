@@ -11,7 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape
 from relviz.app.state import AppState
@@ -31,7 +40,8 @@ class _Tile:
         self.vb.addItem(self.frame, ignoreBounds=True)  # its pen width must not widen the range
         self.title = pg.TextItem("", color="#ffffff", anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
         self.vb.addItem(self.title, ignoreBounds=True)  # the title must not widen the auto range
-        self.image.mouseClickEvent = lambda ev: on_click()
+        self.head: int | None = None  # what a click on the tile selects (a head, a group; None: the mean)
+        self.image.mouseClickEvent = lambda ev: on_click(self.head)
 
 
 class AttentionPanel(QWidget):
@@ -61,6 +71,9 @@ class AttentionPanel(QWidget):
         row2.addWidget(self.layer, 1)
         self.info = QLabel("")
         self.info.setWordWrap(True)
+        # three lines, whatever the text: a hover's new text must not re-lay out the window
+        self.info.setFixedHeight(3 * self.info.fontMetrics().lineSpacing() + 4)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setAcceptDrops(False)
         self.colorbar = ColorBar()
@@ -139,8 +152,10 @@ class AttentionPanel(QWidget):
 
     def _ensure_tiles(self, n: int, cols: int | None = None, heads: list[int | None] | None = None) -> None:
         heads = heads if heads is not None else [None if i == n - 1 and n > 1 else i for i in range(n)]
-        key = (n, cols, tuple(heads))
-        if getattr(self, "_layout_key", None) == key:
+        key = (n, cols)
+        if getattr(self, "_layout_key", None) == key:  # the same tiles, new heads: no rebuild on a hover
+            for tile, head in zip(self.tiles, heads, strict=True):
+                tile.head = head
             return
         self._layout_key = key
         self._shapes = []
@@ -149,7 +164,8 @@ class AttentionPanel(QWidget):
         rows, cols = grid_shape(n) if cols is None else (int(np.ceil(n / cols)) if n else 0, cols)
         for i in range(n):
             r, c = divmod(i, cols)
-            self.tiles.append(_Tile(self.plots.ci, r, c, lambda h=heads[i]: self._on_tile(h)))
+            self.tiles.append(_Tile(self.plots.ci, r, c, self._on_tile))
+            self.tiles[-1].head = heads[i]
         grid = self.plots.ci.layout  # equal rows and columns, however many tiles the last row has
         for r in range(rows):
             grid.setRowStretchFactor(r, 1)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QSlider,
     QStackedLayout,
     QVBoxLayout,
@@ -180,6 +181,7 @@ class CanvasPanel(QWidget):
 
         self.caption = QLabel("")
         self.caption.setObjectName("canvasCaption")
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # no relayout per hover
         self.follow = QCheckBox("follow mouse")
         self.follow.setChecked(True)
         self.follow.setToolTip(
@@ -342,8 +344,10 @@ class CanvasPanel(QWidget):
             return None
         p = self.vb.mapSceneToView(scene_pos)
         w, h = self._size
-        if 0 <= p.x() < w and 0 <= p.y() < h:
-            return float(p.x()), float(p.y())
+        # a screen pixel on the image's edge may map a hair outside it: such points are taken onto the edge
+        slack = 1.0
+        if -slack <= p.x() < w + slack and -slack <= p.y() < h + slack:
+            return min(max(float(p.x()), 0.0), w - 1e-3), min(max(float(p.y()), 0.0), h - 1e-3)
         return None
 
     def _on_move(self, scene_pos) -> None:

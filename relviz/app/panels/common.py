@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize
+from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
@@ -79,8 +79,11 @@ class ColorBar(QWidget):
         self.high = QLabel("")
         self.mode = QLabel("")
         self.gradient = _Gradient()
-        for label in (self.low, self.high, self.mode):
+        for label, width in ((self.low, 48), (self.high, 48), (self.mode, 150)):
             label.setStyleSheet("font-size: 8pt;")
+            label.setFixedWidth(width)  # new numbers on every hover must not re-lay out the window
+        self.low.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.setFixedHeight(16)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(3)
@@ -92,8 +95,11 @@ class ColorBar(QWidget):
 
     def set_scale(self, scale: ColorScale | None) -> None:
         self.scale = scale
-        if scale is None:
-            self.setVisible(False)
+        if scale is None:  # keep the space (hiding would re-lay out the window on every hover)
+            self.low.setText("")
+            self.high.setText("")
+            self.mode.setText("")
+            self.gradient.setVisible(False)
             return
         self.gradient.table = cmap_table(scale.cmap)
         self.gradient.update()
@@ -103,6 +109,7 @@ class ColorBar(QWidget):
         self.mode.setText(f"({what}{'shared range' if scale.shared else 'per map'})")
         self.setToolTip(scale.describe())
         self.setVisible(True)
+        self.gradient.setVisible(True)
 
     def texts(self) -> tuple[str, str, str]:
         return self.low.text(), self.high.text(), self.mode.text()
