@@ -445,31 +445,29 @@ def test_playback_drops_frames_rather_than_stalling(qtbot, window, tmp_path, mon
 
 
 def test_geometry_landscape_places_a_box_of_the_objects_size_everywhere(qtbot, window, monkeypatch):
-    import sys
-    import types
+    from relviz.views import geometry
 
     trace = synthetic_trace()
     trace["relation/fc1/geometry_weight"] = np.zeros((4, 64), np.float32)
     trace["relation/fc1/geometry_bias"] = np.zeros(4, np.float32)
     calls = []
 
-    def omega_g(tr, module, receiver, others):  # stands in for the relation renderer's W_G formula
+    def omega_g(tr, module, receiver, others, heads=None):  # stands in for the W_G formula
         calls.append((module, np.asarray(receiver), np.asarray(others)))
         cx = (others[:, 0] + others[:, 2]) / 2
         return np.stack([cx * (h + 1) for h in range(4)])
 
-    fake = types.ModuleType("relviz.render.relation")
-    fake.omega_g = omega_g
-    monkeypatch.setitem(sys.modules, "relviz.render.relation", fake)
+    monkeypatch.setattr(geometry, "omega_g", omega_g)
     show(window, trace)
     window.state.select(object=1, head=2)
     land = window.geometry_panel.landscape
-    assert land is not None and land.shape == (36, 48)  # 48 columns over a 128×96 image
+    cols, rows = geometry.landscape_cells(geometry.PANEL_RESOLUTION, 128, 96)
+    assert land is not None and land.shape == (rows, cols)  # cells across a 128×96 image at its aspect
     module, receiver, others = calls[-1]
     box = trace["relation/fc1/boxes"][1]
     np.testing.assert_array_equal(receiver, box)
     np.testing.assert_allclose(others[:, 2] - others[:, 0], box[2] - box[0])  # the object's own size
-    np.testing.assert_allclose(land[0], ((np.arange(48) + 0.5) * 128 / 48) * 3)  # head 2 = 3·cx
+    np.testing.assert_allclose(land[0], ((np.arange(cols) + 0.5) * 128 / cols) * 3)  # head 2 = 3·cx
 
 
 def test_the_initial_model_choice_says_what_it_does(qtbot, window):

@@ -187,7 +187,7 @@ def test_without_a_display_the_command_says_so(tmp_path):
 
 
 def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp_path):
-    from relviz.render.lrnet import pixel_kernels
+    from relviz.views.lrnet import pixel_kernels
     from relviz.zoo import load_model, run_model
 
     image = tmp_path / "img.png"
@@ -206,15 +206,8 @@ def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp
     window.canvas.click_at(30.0, 20.0)
     window.state.select(layer=1, head=2)
     pk = pixel_kernels(lr, src.layers[1], 30.0, 20.0)
-    shown = window.canvas.last_heat
-    ci, cj = pk.centre
-    k = pk.weight.shape[-1]
-    r = k // 2
-    for di in range(k):
-        for dj in range(k):
-            ii, jj = ci + di - r, cj + dj - r
-            if 0 <= ii < shown.shape[0] and 0 <= jj < shown.shape[1]:
-                assert shown[ii, jj] == pytest.approx(pk.weight[2, di, dj], rel=1e-6)
+    # the canvas shows group 2's k×k kernel at the clicked pixel, its cells the kernel's
+    np.testing.assert_allclose(window.canvas.last_heat, pk.weight[2], rtol=1e-6)
     classes = window.objects_panel.classes
     assert classes.isVisible() and len(classes.text().splitlines()) == 5  # the classifier's top 5, by name
     # the term switch in the Attention panel: ω_A, the appearance term, at the same window
@@ -223,9 +216,7 @@ def test_real_lrnet_and_nonlocal_traces_light_up_their_panels(qtbot, window, tmp
     assert [combo.itemData(i) for i in range(combo.count())] == ["weight", "appearance", "geometry"]
     combo.setCurrentIndex(1)
     assert window.state.sel.term == "appearance"
-    shown = window.canvas.last_heat
-    appearance = np.nan_to_num(pk.appearance, nan=0.0)
-    assert shown[ci, cj] == pytest.approx(appearance[2, r, r], rel=1e-6)
+    np.testing.assert_allclose(window.canvas.last_heat, pk.appearance[2], rtol=1e-6, equal_nan=True)
     window.docks["Geometry"].raise_()
     qtbot.waitUntil(lambda: "lrnet" in window.geometry_panel.shown)
 
@@ -261,7 +252,7 @@ def _run_family(name, config, image):
 
 
 def test_real_relation_and_region_traces_drive_the_panels(qtbot, window, tmp_path):
-    from relviz.render.relation import omega_g
+    from relviz.views.geometry import omega_g
 
     image = np.full((96, 128, 3), 190, np.uint8)
     image[10:50, 15:60] = (220, 40, 40)
@@ -273,11 +264,12 @@ def test_real_relation_and_region_traces_drive_the_panels(qtbot, window, tmp_pat
     assert window.state.sel.module == "fc1"
     det = 3
     window.state.select(object=det, head=None, term="weight")
-    row = int(rel["detections/proposal"][det])
     panel = window.relations_panel
-    assert panel.row_box.rect().y() == row
-    np.testing.assert_allclose(panel.rel.matrix, rel["relation/fc1/weight"].mean(axis=0), rtol=1e-6)
-    box = rel["relation/fc1/boxes"][row]
+    assert panel.row_box.rect().y() == det  # the matrix is over the detections, row i = detection i
+    props = np.asarray(rel["detections/proposal"])
+    mean = rel["relation/fc1/weight"].mean(axis=0)
+    np.testing.assert_allclose(panel.rel.matrix, mean[np.ix_(props, props)], rtol=1e-6)
+    box = rel["detections/boxes"][det]  # drawn where the canvas draws the detection
     centre = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
     arrows = window.canvas.overlay.arrows
     assert len(arrows) and np.allclose(arrows[:, 2:], centre)
@@ -302,8 +294,16 @@ def test_real_relation_and_region_traces_drive_the_panels(qtbot, window, tmp_pat
     window.state.select(object=1, head=None, term="weight")
     r = int(reg["detections/region_row"][1])
     qtbot.wait(5)
-    np.testing.assert_array_equal(window.attention_panel.map.values, reg["region/weight"][r])
-    np.testing.assert_allclose(window.canvas.last_heat, reg["region/weight"][r].mean(axis=0), rtol=1e-6)
+    # the parts' weights drawn as the cells of the sampling lattice: each sample position's cell holds its w_k
+    m = window.attention_panel.map
+    weights, positions = reg["region/weight"][r], reg["region/positions"][r]
+    rows, cols = m.cells
+    x0, y0, x1, y1 = m.rect
+    for p, (x, y) in enumerate(positions):
+        i = min(int((y - y0) / (y1 - y0) * rows), rows - 1)
+        j = min(int((x - x0) / (x1 - x0) * cols), cols - 1)
+        np.testing.assert_allclose(m.values[:, i, j], weights[:, p], rtol=1e-6)
+        assert window.canvas.last_heat[i, j] == pytest.approx(weights[:, p].mean(), rel=1e-6)
     assert "region" in window.geometry_panel.shown
 
 
