@@ -449,9 +449,20 @@ def _internal_error(exc: BaseException, argv: list[str]) -> int:
     return 1
 
 
+def _runs_models(args: argparse.Namespace) -> bool:
+    """Whether the command may run a model (and so import torch): all but `models` and figures from a trace."""
+    return args.command != "models" and not getattr(args, "trace", None) and not getattr(args, "help_views", False)
+
+
 def _run(args: argparse.Namespace) -> int:
     handlers = {"gui": cmd_gui, "models": cmd_models, "trace": cmd_trace, "export": cmd_export,
                 "eval": cmd_eval}
+    if _runs_models(args):
+        # before torch is imported: big tensors stay in the heap between forwards instead of being
+        # unmapped and page-faulted back each time (benchmarks/allocator.py)
+        from relviz.core.allocator import keep_freed_memory
+
+        keep_freed_memory()
     _apply_max_pixels(args)
     return handlers[args.command](args)
 

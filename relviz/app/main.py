@@ -29,6 +29,9 @@ def run_app(
 ) -> int:
     """Open the window on ``paths``; with ``screenshot``, save a PNG of it once the first result is drawn
     and return 0.  Returns the process exit code."""
+    from relviz.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before torch: big tensors stay in the heap between forwards (benchmarks/allocator.py)
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are drawn off-screen, never in a Qt canvas
     problem = _platform_ok(screenshot)
     if problem:
