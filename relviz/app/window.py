@@ -162,6 +162,9 @@ class MainWindow(QMainWindow):
         self.docks["Relations"].raise_()
         self.resizeDocks([self.docks["Model"], self.docks["Attention"]], [300, 420], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Attention"], self.docks["Relations"]], [430, 380], Qt.Orientation.Vertical)
+        # the Model panel is a form: its own height; the Objects table gets the rest of the left column
+        model_height = self.model_panel.sizeHint().height()
+        self.resizeDocks([self.docks["Model"], self.docks["Objects"]], [model_height, 900], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
         self._auto_hidden: set[str] = set()  # docks hidden because the family has nothing for them
         self.docks["Timeline"].hide()  # until a video opens

@@ -53,13 +53,13 @@ class ObjectsPanel(QWidget):
         self.summary = QLabel("no detections")
         self.summary.setWordWrap(True)  # a long line wraps: it never widens the dock
         self.summary.setTextFormat(Qt.TextFormat.PlainText)
-        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
         # a classifier's best classes, one a line, when the trace has class scores and no detections
         self.classes = QLabel("")
         self.classes.setWordWrap(True)
         self.classes.setTextFormat(Qt.TextFormat.PlainText)
         self.classes.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.classes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.classes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)  # the table's room
         self.classes.hide()
         self.table.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
         layout = QVBoxLayout(self)
