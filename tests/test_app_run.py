@@ -352,6 +352,7 @@ def test_a_clip_model_shows_every_frame_of_the_bundled_clip(qtbot, window):
         np.testing.assert_array_equal(st.image, decoded[t])
         np.testing.assert_array_equal(window.canvas.image_item.image, decoded[t])  # the frame on the canvas
         assert window.timeline_panel.label.text().startswith(f"frame {t} / 15")
+        assert window.timeline_panel.shown_label.text() == f"clip {start}–{start + 7}"
         assert window.canvas.last_heat is not None and np.isfinite(window.canvas.last_heat).all()
     assert not st.messages.problems, [p.text for p in st.messages.problems]
     # playing from the start runs to the last frame, without an error

@@ -41,6 +41,7 @@ class TimelinePanel(QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         state.videoChanged.connect(self._on_video)
         state.selectionChanged.connect(self._on_selection)
+        state.traceChanged.connect(self._on_trace)
         self._on_video()
 
     def step(self, delta: int) -> None:
@@ -82,3 +83,18 @@ class TimelinePanel(QWidget):
 
     def set_shown(self, text: str) -> None:
         self.shown_label.setText(text)
+
+    def _on_trace(self) -> None:
+        """A clip model's result names the frames it saw: 'clip 8–15' beside the frame shown."""
+        trace = self.state.trace
+        info = trace.meta.get("input", {}) if trace is not None else {}
+        used = info.get("frame_indices") if isinstance(info, dict) else None
+        if self.state.video_frames and isinstance(used, list) and len(used) > 1:
+            self.set_shown(f"clip {used[0]}–{used[-1]}")
+            self.shown_label.setToolTip(
+                f"the model saw frames {used[0]} to {used[-1]} ({len(used)} frames) for frame "
+                f"{info.get('shown_frame', self.state.sel.frame)}"
+            )
+        else:
+            self.set_shown("")
+            self.shown_label.setToolTip("")
