@@ -200,3 +200,17 @@ def test_importing_the_pipeline_imports_neither_qt_nor_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_1000_class_classifier_without_names_gets_imagenet_names_in_its_trace(tmp_path):
+    from relviz import zoo
+    from relviz.zoo.lrnet import labels_for
+
+    assert labels_for({"num_classes": 1000})[564] == "four-poster"
+    assert labels_for({"num_classes": 3}) == ["class 0", "class 1", "class 2"]
+    assert labels_for({"num_classes": 2, "labels": '["same", "different"]'}) == ["same", "different"]
+    loaded = zoo.load_model("demo-lrnet", weights="none", device="cpu", overrides={"num_classes": 1000})
+    image = tmp_path / "patch.png"
+    cv2.imwrite(str(image), np.full((32, 32, 3), 90, np.uint8))
+    trace = zoo.run_model(loaded, str(image))  # the family's own labels, before any renaming
+    assert len(trace.meta["labels"]) == 1000 and trace.meta["labels"][1] == "goldfish"

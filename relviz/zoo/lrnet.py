@@ -25,6 +25,7 @@ import torch
 from relviz.core import limits
 from relviz.core.capture import Recorder, recording
 from relviz.core.checkpoint import Checkpoint
+from relviz.core.class_names import default_labels
 from relviz.core.errors import BadInputError
 from relviz.core.grid import Grid
 from relviz.core.trace import Trace
@@ -69,7 +70,7 @@ def labels_for(config: dict[str, Any]) -> list[str]:
             given = json.loads(given)
     if isinstance(given, list) and len(given) >= n:
         return [str(v) for v in given[:n]]
-    return [f"class {i}" for i in range(n)]
+    return default_labels(n)  # ImageNet-1k's names for a 1000-class model, else 'class i'
 
 
 def config_from_args(args: dict[str, Any], known: set[str]) -> dict[str, Any]:
