@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from relviz.app.state import AppState
+from relviz.core.limits import MAX_RESIZE, MIN_RESIZE
 from relviz.core.readers import CHECKPOINT_SUFFIXES
 
 BUNDLED, RANDOM = "bundled", "none"
@@ -31,6 +33,27 @@ def fit_popup(combo: QComboBox) -> None:
     metrics = combo.view().fontMetrics()
     widest = max((metrics.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
     combo.view().setMinimumWidth(widest + 32)  # the item margins and a scroll bar
+
+
+class InputSizeBox(QSpinBox):
+    """The model input's shorter side: 0 (the model's default) or ``MIN_RESIZE``..``MAX_RESIZE`` pixels, the
+    bounds ``--resize`` and recipes obey; 1..15 can be neither typed nor stepped to."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setRange(0, MAX_RESIZE)
+
+    def validate(self, text: str, pos: int):
+        state, text, pos = super().validate(text, pos)
+        if state == QValidator.State.Acceptable and 0 < self.valueFromText(text) < MIN_RESIZE:
+            state = QValidator.State.Intermediate  # may still become 16 or more; never a value as it is
+        return state, text, pos
+
+    def stepBy(self, steps: int) -> None:
+        value = self.value() + steps * self.singleStep()
+        if 0 < value < MIN_RESIZE:
+            value = MIN_RESIZE if steps > 0 else 0
+        self.setValue(min(max(value, 0), MAX_RESIZE))
 
 
 class ModelPanel(QWidget):
@@ -54,12 +77,14 @@ class ModelPanel(QWidget):
         self.threshold.setDecimals(2)
         self.threshold.setValue(state.threshold)
         self.threshold.setToolTip("detections with a score below this are not shown")
-        self.resize = QSpinBox()
-        self.resize.setRange(0, 2000)
+        self.resize = InputSizeBox()
         self.resize.setSingleStep(32)
         self.resize.setSpecialValueText("model default")
         self.resize.setSuffix(" px")
-        self.resize.setToolTip("shorter side of the model's input (smaller runs faster; DETR's default is 800)")
+        self.resize.setToolTip(
+            f"shorter side of the model's input, {MIN_RESIZE}..{MAX_RESIZE} px, or 0 for the model's default "
+            "(smaller runs faster; DETR's default is 800)"
+        )
         self.run = QPushButton("Run")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
