@@ -119,6 +119,47 @@ def test_cancelling_an_export_leaves_no_file(qtbot, window, tiny_detr, tmp_path)
     assert not [p for p in os.listdir(tmp_path) if ".part" in p]
 
 
+class _ExportCtx:
+    """What a worker hands the export: progress (here: what the folder holds meanwhile), notes, cancel."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.seen: list[set[str]] = []
+        self.cancelled = False
+
+    def progress(self, *a):
+        self.seen.append({p for p in os.listdir(self.folder) if p.startswith(".")})
+
+    def note(self, text, level="warning"):
+        pass
+
+    def check(self):
+        pass
+
+
+def test_a_video_export_writes_through_relviz_temporary_names_for_any_file_name(tiny_detr, tmp_path):
+    from relviz import zoo
+    from relviz.app import exporting
+    from relviz.app.state import Selection
+    from relviz.core.atomic import TEMP_PATTERN
+
+    loaded = zoo.load_model(weights=str(tiny_detr), device="cpu")
+    video = write_video(tmp_path / "clip.mp4", frames=3)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    stale = folder / ".relviz-tmp-0123456789-abcdefgh.part.mp4"  # left by a run killed two hours ago
+    stale.write_bytes(b"half a video")
+    os.utime(stale, (stale.stat().st_mtime - 7200,) * 2)
+    out = folder / ("v" * 251 + ".mp4")  # 255 bytes: no room for a longer temporary name beside it
+    ctx = _ExportCtx(folder)
+    wrote = exporting.export_video(ctx, str(video), str(out), loaded, pipeline.RunChoice(0.0, 64), Selection(), {})
+    assert wrote == str(out) and cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 3
+    temps = set().union(*ctx.seen[1:])  # while frames were written
+    assert temps and all(TEMP_PATTERN.fullmatch(name) and name.endswith(".part.mp4") for name in temps)
+    assert not stale.exists()  # the next write into the folder swept it
+    assert sorted(os.listdir(folder)) == [out.name]
+
+
 class _Ctx:
     def __init__(self):
         self.notes = []

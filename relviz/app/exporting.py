@@ -4,16 +4,13 @@ folder and renamed into place only when complete, so a failed or cancelled expor
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from relviz.core.atomic import check_writable
+from relviz.core.atomic import atomic_path, check_writable
 from relviz.core.errors import BadInputError
 from relviz.core.trace import Trace
 from relviz.views import maps
@@ -159,46 +156,43 @@ def export_video(ctx, video_path: str, path: str, loaded, run, sel, options: dic
         n = len(video.reader)
         start = int(options.get("start", 0))
         stop = min(int(options.get("stop", n)), n)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part.mp4", dir=out_path.parent)
-        os.close(fd)
-        writer = None
-        ok = False
-        prev: Trace | None = None
-        obj = sel.object
-        try:
-            for index in range(start, stop):
-                ctx.progress(100 * (index - start) / max(stop - start, 1), f"frame {index} of {stop - 1}")
-                _, image, trace, _, _ = _video_step(ctx, video, index, loaded, run, None)
-                if image is None:
-                    if index == start:
-                        raise BadInputError(f"frame {index} of {Path(video_path).name} cannot be decoded")
-                    ctx.note(f"the video ends early: frame {index} cannot be decoded; the export stops there")
-                    break
-                if prev is not None and trace is not None:
-                    obj = maps.follow_object(prev, trace, obj)
-                prev = trace if trace is not None else prev
-                frame = _overlay(image, trace, sel, obj)
-                if writer is None:
-                    writer = cv2.VideoWriter(
-                        tmp,
-                        cv2.VideoWriter_fourcc(*"mp4v"),
-                        video.reader.fps,
-                        (frame.shape[1], frame.shape[0]),
-                    )
-                    if not writer.isOpened():
-                        raise BadInputError(f"cannot write video {out_path}: OpenCV could not open an mp4v writer")
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            ok = writer is not None
-        finally:
-            if writer is not None:
-                writer.release()
-            if ok and not ctx.cancelled:
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, out_path)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-        ctx.check()
+        if stop <= start:
+            raise BadInputError(f"no frames to export: frames {start} to {stop - 1} of {Path(video_path).name}")
+        # a temporary name of relviz.core.atomic: short for any name, renamed into place only when the block
+        # ends without an error or a cancellation, and swept from the folder when a killed run left it
+        with atomic_path(out_path) as tmp:
+            writer = None
+            prev: Trace | None = None
+            obj = sel.object
+            try:
+                for index in range(start, stop):
+                    ctx.progress(100 * (index - start) / max(stop - start, 1), f"frame {index} of {stop - 1}")
+                    _, image, trace, _, _ = _video_step(ctx, video, index, loaded, run, None)
+                    if image is None:
+                        if index == start:
+                            raise BadInputError(f"frame {index} of {Path(video_path).name} cannot be decoded")
+                        ctx.note(f"the video ends early: frame {index} cannot be decoded; the export stops there")
+                        break
+                    if prev is not None and trace is not None:
+                        obj = maps.follow_object(prev, trace, obj)
+                    prev = trace if trace is not None else prev
+                    frame = _overlay(image, trace, sel, obj)
+                    if writer is None:
+                        writer = cv2.VideoWriter(
+                            str(tmp),
+                            cv2.VideoWriter_fourcc(*"mp4v"),
+                            video.reader.fps,
+                            (frame.shape[1], frame.shape[0]),
+                        )
+                        if not writer.isOpened():
+                            raise BadInputError(
+                                f"cannot write video {out_path}: OpenCV could not open an mp4v writer"
+                            )
+                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            finally:
+                if writer is not None:
+                    writer.release()
+            ctx.check()  # cancelled: the temporary file goes, nothing is renamed
     finally:
         video.close()
     return str(out_path)
