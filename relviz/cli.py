@@ -13,16 +13,10 @@ option as it was typed (``--dpi 10000 is out of range (30..1200)``).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
-import shlex
 import sys
-import tempfile
-import traceback
-from pathlib import Path
 from typing import Any
 
 from relviz import __version__
@@ -395,54 +389,13 @@ def _out_of_memory(exc: BaseException) -> str | None:
     return None
 
 
-def report_folder() -> Path:
-    """Where internal-error reports go: ``$XDG_CACHE_HOME/relviz`` or ``~/.cache/relviz``."""
-    base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "relviz"
-
-
-def _versions() -> str:
-    from importlib import metadata
-
-    found = [f"relviz {__version__}", f"Python {platform.python_version()}", platform.platform()]
-    for package in ("numpy", "torch", "torchvision", "matplotlib", "pydantic", "PySide6", "pillow"):
-        try:
-            found.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return ", ".join(found)
-
-
-def write_error_report(exc: BaseException, argv: list[str]) -> Path:
-    """Write the traceback, the command and the versions to a new file; returns its path."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    text = (f"relviz internal error report\n\ncommand: relviz {shlex.join(argv)}\n"
-            f"versions: {_versions()}\n\n{''.join(traceback.format_exception(exc))}")
-    folders = [Path(tempfile.gettempdir()) / "relviz"]
-    try:
-        folders.insert(0, report_folder())
-    except RuntimeError:  # no home folder
-        pass
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"internal-error-{stamp}-{os.getpid()}-cli.txt"
-            n = 1
-            while path.exists():
-                n += 1
-                path = folder / f"internal-error-{stamp}-{os.getpid()}-cli{n}.txt"
-            path.write_text(text, encoding="utf-8", errors="backslashreplace")
-            return path
-        except OSError:
-            continue
-    raise OSError("no folder to write the report to")
-
-
 def _internal_error(exc: BaseException, argv: list[str]) -> int:
+    from relviz.core.reports import write_report
+
     lines = str(exc).strip().splitlines()
     first = _shown(lines[0], 200) if lines else "(no message)"
     try:
-        where = f"the full report is in {write_error_report(exc, argv)}"
+        where = f"the full report is in {write_report(exc, f'relviz {argv[0]}' if argv else '', argv)}"
     except Exception as report_exc:  # noqa: BLE001 — the report is a courtesy; the line must still come out
         where = f"no report could be written ({type(report_exc).__name__})"
     print(f"relviz: internal error ({type(exc).__name__}): {first}; {where}", file=sys.stderr)

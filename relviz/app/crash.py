@@ -1,35 +1,24 @@
 """Internal errors: a full report on disk, one line in the window, and the application keeps running.
 
 An exception that is not a :class:`~relviz.core.errors.RelvizError` is a bug in relviz.  Its traceback
-is written to a report file in ``$XDG_CACHE_HOME/relviz/`` (else ``~/.cache/relviz/``, else the temp
-folder) and the window says "internal error …" with the report's path, so the user can send it.  The
-same exception raised again (a bug on every frame or every repaint) reuses its first report, and only
-the newest :data:`MAX_REPORTS` reports are kept.
+is written to a report file by :mod:`relviz.core.reports` (the command line's writer too: same folder,
+naming and pruning) and the window says "internal error …" with the report's path, so the user can send
+it.  The same exception raised again (a bug on every frame or every repaint) reuses its first report.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
-import tempfile
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-MAX_REPORTS = 20
+from relviz.core import reports
+
 _written: dict[tuple, Path] = {}
 _lock = threading.Lock()
-
-
-def report_dir() -> Path:
-    """Where reports go: ``$XDG_CACHE_HOME/relviz``, else ``~/.cache/relviz`` (not created here)."""
-    base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
-    return root / "relviz"
 
 
 def _signature(exc: BaseException) -> tuple:
@@ -39,49 +28,19 @@ def _signature(exc: BaseException) -> tuple:
     return type(exc).__name__, str(exc)[:200], *where
 
 
-def _report_text(exc: BaseException, context: str) -> str:
-    from relviz import __version__
-
-    lines = [
-        f"relviz {__version__} internal error report",
-        f"time: {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        f"while: {context or 'running the application'}",
-        f"python: {sys.version.split()[0]} on {platform.platform()}",
-        f"thread: {threading.current_thread().name}",
-        "",
-        *traceback.format_exception(type(exc), exc, exc.__traceback__),
-    ]
-    return "\n".join(line.rstrip("\n") for line in lines) + "\n"
-
-
-def _prune(folder: Path) -> None:
-    reports = sorted(folder.glob("internal-error-*.txt"), key=lambda p: p.stat().st_mtime)
-    for old in reports[:-MAX_REPORTS]:
-        try:
-            old.unlink()
-        except OSError:
-            pass
-
-
 def write_report(exc: BaseException, context: str = "") -> Path | None:
-    """Write ``exc``'s full report; its path, or None when no folder at all could be written."""
+    """Write ``exc``'s full report (:mod:`relviz.core.reports`); its path, or None when no folder at all
+    could be written.  The same bug raised again reuses its first report."""
     key = _signature(exc)
     with _lock:
         if key in _written and _written[key].is_file():
             return _written[key]
-        text = _report_text(exc, context)
-        name = f"internal-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{len(_written)}.txt"
-        for folder in (report_dir(), Path(tempfile.gettempdir()) / "relviz"):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / name
-                path.write_text(text, encoding="utf-8")
-            except OSError:
-                continue
-            _prune(folder)
-            _written[key] = path
-            return path
-    return None
+        try:
+            path = reports.write_report(exc, context or "running the application")
+        except OSError:
+            return None
+        _written[key] = path
+        return path
 
 
 def describe(exc: BaseException, context: str = "", report: Path | None = None) -> str:
