@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="draw a figure (PNG/SVG/PDF) from a trace or a model run")
     p.add_argument("--trace", help="trace file (.npz) written by `relviz trace`")
-    p.add_argument("--recipe", help="regenerate the figure described by this recipe JSON")
+    p.add_argument("--recipe", help="regenerate the figure described by this recipe JSON (in place, or at --out)")
     p.add_argument("--help-views", action="store_true", help="list the views and exit")
     _add_model_arguments(p, required_input=False)
     _add_view_arguments(p)
@@ -315,7 +315,7 @@ def _recipe_from_options(args: argparse.Namespace):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from relviz.export import export_figure, read_recipe
+    from relviz.export import export_figure, replay_recipe
 
     if args.help_views:
         from relviz.render.views import views
@@ -329,8 +329,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_text(args.recipe, "--recipe")
         if args.out is not None:
             check_text(args.out, "--out")
-        recipe = read_recipe(args.recipe, output=args.out)
-        figure, recipe_file = export_figure(recipe, recipe_file=args.recipe)
+        figure, recipe_file = replay_recipe(args.recipe, output=args.out)  # no --out: in place
     else:
         figure, recipe_file = export_figure(_recipe_from_options(args), names=_field_names(args))
     _say(f"wrote {figure} and {recipe_file.name}")

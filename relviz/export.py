@@ -548,6 +548,24 @@ def check_figure_pixels(width: float, height: float, dpi: int, names: FieldNames
                             f"limit of {limits.MAX_FIGURE_PIXELS:,}; lower {dpi_name} or the figure size")
 
 
+def replay_recipe(path: str | Path, output: str | Path | None = None, *, progress: Progress | None = None
+                  ) -> tuple[Path, Path]:
+    """``relviz export --recipe``: draw the figure a recipe file describes again.
+
+    Without ``output`` the figure is regenerated in place: drawn to the recipe's own output, and the figure
+    and its recipe (this file, when it sits beside the figure) are rewritten together, atomically.  Nothing
+    is lost: the recipe was read in full before anything is written and is written back with the same
+    fields.  With ``output`` the figure goes there; its recipe must then not land on the recipe being
+    replayed (unless ``output`` is the recipe's own output, which is the same regeneration in place).
+    """
+    own = read_recipe(path)
+    recipe = own
+    if output is not None:
+        recipe = own.model_copy(update={"output": str(atomic.absolute(output))})
+    in_place = bool(own.output) and bool(recipe.output) and atomic.same_file(recipe.output, own.output)
+    return export_figure(recipe, recipe_file=None if in_place else path, progress=progress)
+
+
 def _inputs_of(recipe: Recipe, recipe_file: str | Path | None) -> dict[str, str | Path | None]:
     source = recipe.source or Source()
     weights = source.weights if source.weights and source.weights.lower() != "none" else None

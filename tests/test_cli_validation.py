@@ -280,8 +280,53 @@ def test_a_figure_never_replaces_its_trace_or_its_recipe(scene, tmp_path, capsys
     assert main(export_args(scene, tmp_path / "fig.png")) == 0
     recipe = tmp_path / "fig.recipe.json"
     before = recipe.read_bytes()
-    refused(capsys, ["export", "--recipe", str(recipe)], "its recipe", "is the recipe being replayed", "--out")
-    assert recipe.read_bytes() == before
+    # --out elsewhere whose recipe would replace the recipe being replayed (with another figure's output)
+    refused(capsys, ["export", "--recipe", str(recipe), "--out", str(tmp_path / "fig.svg")], "its recipe",
+            "is the recipe being replayed", "--out")
+    assert recipe.read_bytes() == before and not (tmp_path / "fig.svg").exists()
+
+
+def test_a_recipe_regenerates_its_figure_in_place(scene, tmp_path, capsys, monkeypatch):
+    figure, recipe = tmp_path / "fig.png", tmp_path / "fig.recipe.json"
+    assert main(export_args(scene, figure, "--dpi", "60")) == 0
+    png, text = figure.read_bytes(), recipe.read_bytes()
+    figure.write_bytes(b"an outdated figure")
+    os.utime(recipe, (1_600_000_000,) * 2)
+    capsys.readouterr()
+    assert main(["export", "--recipe", str(recipe)]) == 0  # no --out: the recipe's own output
+    assert f"wrote {figure} and {recipe.name}" in capsys.readouterr().out
+    assert figure.read_bytes() == png  # drawn again, the same bytes
+    assert recipe.read_bytes() == text and recipe.stat().st_mtime > 1_600_000_000  # rewritten, same content
+    assert main(["export", "--recipe", str(recipe), "--out", str(figure)]) == 0  # --out the same figure: in place
+    assert recipe.read_bytes() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "fig.recipe.json"]  # no temporary file
+    # together or not at all: when the recipe cannot be renamed, the new figure is taken back and the
+    # recipe being replayed stays as it was, so nothing is lost — replaying it again draws the figure
+    real_replace = os.replace
+
+    def recipe_fails(src, dst):
+        if Path(dst) == recipe:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", recipe_fails)
+    refused(capsys, ["export", "--recipe", str(recipe)], "cannot write", "No space left on device")
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert recipe.read_bytes() == text and [p.name for p in tmp_path.iterdir()] == ["fig.recipe.json"]
+    assert main(["export", "--recipe", str(recipe)]) == 0
+    assert figure.read_bytes() == png and recipe.read_bytes() == text
+
+
+def test_a_recipe_replayed_in_place_still_never_overwrites_its_inputs(scene, tmp_path, capsys):
+    trace = tmp_path / "t.png"  # a trace with a figure's name: a recipe drawing it onto itself
+    trace.write_bytes((scene / "scene.npz").read_bytes())
+    assert main(export_args(scene, tmp_path / "fig.png")) == 0
+    data = json.loads((tmp_path / "fig.recipe.json").read_text())
+    data.update(trace=str(trace), output=str(trace))
+    onto_trace = tmp_path / "t.recipe.json"
+    onto_trace.write_text(json.dumps(data))
+    refused(capsys, ["export", "--recipe", str(onto_trace)], "is the trace it draws")
+    assert trace.read_bytes() == (scene / "scene.npz").read_bytes()
 
 
 def test_a_loop_of_symlinks_is_a_sentence_not_a_bug(scene, tmp_path, capsys, report_folder):
