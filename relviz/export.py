@@ -510,9 +510,24 @@ def read_recipe(path: str | Path, output: str | Path | None = None) -> Recipe:
 # -- running a model and drawing ------------------------------------------------------------------
 
 
-def run_source(source: Source | dict[str, Any]):
-    """Load the model a source names and run it on its input; returns the trace (imports torch)."""
-    from relviz import zoo
+class StderrNotes:
+    """A :class:`relviz.pipeline.Reporter` for the command line: notes (a GPU that ran out of memory and the
+    CPU that took over) as one line each on stderr, ``relviz: warning: …``."""
+
+    def note(self, text: str, level: str = "warning") -> None:
+        import sys
+
+        print(f"relviz: {level}: {text}", file=sys.stderr)
+
+
+def run_source(source: Source | dict[str, Any], report=None):
+    """Load the model a source names and run it on its input; returns the trace (imports torch).
+
+    It runs through :mod:`relviz.pipeline`, as the window does: a GPU that runs out of memory while loading
+    or running falls back to the CPU (``report``, by default :class:`StderrNotes`, says so), and a trace of
+    a 1000-class classifier names its classes.
+    """
+    from relviz import pipeline
 
     if not isinstance(source, Source):
         source = make_source(source)
@@ -520,11 +535,53 @@ def run_source(source: Source | dict[str, Any]):
         raise BadInputError("give --model NAME or --weights PATH (or --trace TRACE.npz)")
     if not source.input:
         raise BadInputError("give --input IMAGE|VIDEO")
-    loaded = zoo.load_model(source.model, source.weights, source.family, source.device, source.precision,
-                            dict(source.overrides), seed=source.seed)
+    report = StderrNotes() if report is None else report
+    loaded = _load_source_model(source, report)
+    run = pipeline.RunChoice(source.threshold, source.resize)
+    if (source.frame, source.clip_length, source.stride) == (0, None, 1):
+        return pipeline.run_image(report, loaded, source.input, run)
+    return _run_video_part(source, loaded, report)
+
+
+def _load_source_model(source: Source, report):
+    """``pipeline.load_model`` for the source's model; architecture settings (``--config``, ``--heads``,
+    ``--dilation``) and the seed of random weights, which its choice does not carry, load through the zoo
+    with the same fallback to the CPU."""
+    from relviz import pipeline
+
+    choice = {"name": source.model, "weights": source.weights or "bundled", "family": source.family,
+              "device": source.device, "precision": source.precision}
+    if not source.overrides and source.seed == 0:
+        return pipeline.load_model(report, choice)
+    from relviz import zoo
+
+    kwargs = dict(name=source.model, weights=source.weights, family=source.family, device=source.device,
+                  precision=source.precision, overrides=dict(source.overrides), seed=source.seed)
+    try:
+        return zoo.load_model(**kwargs)
+    except Exception as exc:  # noqa: BLE001 — only a GPU's memory exhaustion is retried, on the CPU
+        if not pipeline.is_oom(exc) or source.device == "cpu":
+            raise
+        report.note(f"the GPU ran out of memory loading the model; fell back to the CPU ({exc})")
+        return zoo.load_model(**{**kwargs, "device": "cpu", "precision": "fp32"})
+
+
+def _run_video_part(source: Source, loaded, report):
+    """A video from ``--frame`` with ``--clip-length``/``--stride`` (what ``pipeline.run_image`` does not take),
+    with the pipeline's fallback to the CPU and class names."""
+    from relviz import pipeline, zoo
+
     options = zoo.RunOptions(threshold=source.threshold, resize=source.resize, frame=source.frame,
                              clip_length=source.clip_length, stride=source.stride)
-    return zoo.run_model(loaded, source.input, options)
+    try:
+        trace = zoo.run_model(loaded, source.input, options)
+    except Exception as exc:  # noqa: BLE001
+        if not pipeline.is_oom(exc) or loaded.device.type == "cpu":
+            raise
+        report.note(f"the GPU ran out of memory; fell back to the CPU for {loaded.name}")
+        pipeline.move_to_cpu(loaded)
+        trace = zoo.run_model(loaded, source.input, options)
+    return pipeline.name_classes(trace)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -430,3 +430,55 @@ def test_app_figure_replays_at_the_input_size_the_app_ran(scene, tmp_path):
     assert recipe["source"]["resize"] == 64 and recipe["options"]["object"] == 0
     assert main(["export", "--recipe", str(tmp_path / "app.recipe.json"), "--out", str(tmp_path / "cli.png")]) == 0
     assert (tmp_path / "cli.png").read_bytes() == (tmp_path / "app.png").read_bytes()
+
+
+def test_the_command_line_runs_models_through_the_pipeline_with_its_cpu_fallback(scene, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """A GPU that runs out of memory hands the run to the CPU, as in the window, and the line says so."""
+    import torch
+
+    from relviz import pipeline, zoo
+
+    real_load, real_run, devices = zoo.load_model, zoo.run_model, []
+    loads = []
+
+    def load_on_a_full_gpu(*args, **kwargs):
+        loads.append(kwargs)
+        loaded = real_load(*args, **{**kwargs, "device": "cpu"})
+        loaded.device = torch.device("cuda", 0)  # pretend: the model sits on a GPU that is full
+        return loaded
+
+    def run_model(model, path, options=None):
+        devices.append(str(model.device))
+        if model.device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_run(model, path, options)
+
+    monkeypatch.setattr(zoo, "load_model", load_on_a_full_gpu)
+    monkeypatch.setattr(zoo, "run_model", run_model)
+    names = []
+    monkeypatch.setattr(pipeline, "name_classes", lambda trace: names.append(trace) or trace)
+    argv = ["trace", *SMALL[:-2], "--device", "cuda", "--resize", "64", "--threshold", "0", "--input",
+            str(scene / "scene.png"), "--out", str(tmp_path / "t.npz")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert devices == ["cuda:0", "cpu"] and len(names) == 1  # retried on the CPU, classes named once
+    assert err == ["relviz: warning: the GPU ran out of memory; fell back to the CPU for detr-r50"]
+    assert loads[0]["overrides"]["hidden_dim"] == 64 and loads[0]["overrides"]["nheads"] == 4  # --config kept
+    from relviz.core.trace import Trace
+
+    trace = Trace.load(tmp_path / "t.npz")
+    assert len(trace["detections/boxes"]) == 8 and trace.meta["model"]["config"]["hidden_dim"] == 64
+
+
+def test_a_bundled_model_loads_through_the_pipeline(scene, monkeypatch):
+    from relviz import pipeline
+
+    choices = []
+    real = pipeline.load_model
+    monkeypatch.setattr(pipeline, "load_model", lambda report, choice: choices.append(choice) or real(report, choice))
+    trace = export.run_source({"model": "demo-lrnet", "input": str(scene / "scene.png"), "device": "cpu"})
+    assert choices == [{"name": "demo-lrnet", "weights": "bundled", "family": None, "device": "cpu",
+                        "precision": "fp32"}]
+    assert trace.meta["model"]["weights"] == "bundled" and len(trace["classification/logits"]) == len(
+        trace.meta["labels"])
