@@ -23,6 +23,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from relviz.core import limits
 from relviz.core.atomic import atomic_path, check_writable
 from relviz.core.errors import BadInputError
+from relviz.render.raster import show
 from relviz.views.palette import NO_VALUE_COLOR, PALETTE, ColorScale, box_color, finite_range  # noqa: F401
 
 FORMATS = ("png", "svg", "pdf")
@@ -55,7 +56,7 @@ def image_axes(ax: Axes, image: np.ndarray | None, size: tuple[int, int], title:
     """Show ``image`` (or a grey field of ``size`` = (w, h)) in pixel coordinates, no ticks."""
     w, h = size
     if image is not None:
-        ax.imshow(image, extent=(0, w, h, 0), interpolation="bilinear")
+        photo(ax, image, (0, w, h, 0))
     else:
         ax.add_patch(Rectangle((0, 0), w, h, color="#d0d0d0"))
     ax.set_xlim(0, w)
@@ -111,8 +112,8 @@ def heatmap(ax: Axes, values: np.ndarray, rect: tuple[float, float, float, float
     """A map drawn as its cells over ``rect`` = (x0, y0, x1, y1) in image pixels (a view's ``Map.rect``),
     blended over whatever the axes show; NaN/inf drawn as no value; smooth only with ``bilinear``."""
     x0, y0, x1, y1 = rect
-    return ax.imshow(masked(values), extent=(x0, x1, y1, y0), cmap=colormap(cmap), norm=norm, alpha=alpha,
-                     interpolation=interpolation, interpolation_stage="data")
+    return show(ax, masked(values), extent=(x0, x1, y1, y0), cmap=colormap(cmap), norm=norm, alpha=alpha,
+                interpolation=interpolation, interpolation_stage="data")
 
 
 def scale_norm(scale: ColorScale) -> Normalize:
@@ -123,7 +124,12 @@ def scale_norm(scale: ColorScale) -> Normalize:
 def value_image(ax: Axes, values: np.ndarray, cmap: str, norm: Normalize | None = None, **kwargs):
     """A matrix or map drawn cell by cell (``imshow``), NaN/inf drawn as no value."""
     kwargs.setdefault("interpolation", "nearest")
-    return ax.imshow(masked(values), cmap=colormap(cmap), norm=norm, **kwargs)
+    return show(ax, masked(values), cmap=colormap(cmap), norm=norm, **kwargs)
+
+
+def photo(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float]):
+    """The photo (uint8 RGB) over ``extent`` = (x0, x1, y1, y0), scaled bilinearly to the pixels it covers."""
+    return show(ax, image, extent=extent, interpolation="bilinear")
 
 
 def draw_boxes(ax: Axes, boxes: np.ndarray, captions: Sequence[str] | None = None,

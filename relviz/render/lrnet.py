@@ -23,6 +23,7 @@ from relviz.render.figure import (
     image_axes,
     mark_point,
     new_figure,
+    photo,
     range_norm,
     value_image,
 )
@@ -70,7 +71,7 @@ def _kernel_panel(ax, crop, crop_extent, values: np.ndarray, extent, norm: Norma
     x0, x1, y0, y1 = extent
     ax.set_facecolor("#808080")
     if crop is not None:
-        ax.imshow(crop, extent=crop_extent, interpolation="bilinear")
+        photo(ax, crop, crop_extent)
     im = value_image(ax, values, cmap, norm, extent=(x0, x1, y1, y0), alpha=0.7)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y1, y0)

@@ -1,0 +1,155 @@
+"""Images drawn straight at the output pixels they cover, in uint8.
+
+matplotlib resamples every image through a float64 RGBA array of its size on the output: a 256² photo
+drawn 1724 pixels wide at 300 DPI costs ≈ 95 MB per copy, and a 6×6 heatmap over it as much again.  A
+:class:`PixelImage` colours its values at their own resolution (a heatmap's cells, a photo's pixels) and
+scales that uint8 RGBA once to the pixels it occupies at the output's DPI: nearest for cells, bilinear
+(area-averaging when it shrinks, Pillow's filter) for photos.  PDF and SVG embed it at that size too, as
+matplotlib does.  Anything else — smoothing a heatmap (which interpolates the data, not the colours),
+rotated or non-affine axes, per-pixel alpha — is left to matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.image import AxesImage
+from matplotlib.transforms import Bbox, IdentityTransform
+from PIL import Image
+
+#: what a PixelImage draws itself; anything else goes through matplotlib's own resampling
+_OWN = ("nearest", "bilinear")
+
+
+class PixelImage(AxesImage):
+    """An :class:`~matplotlib.image.AxesImage` that scales its colours, not its values, to the output pixels."""
+
+    def make_image(self, renderer, magnification: float = 1.0, unsampled: bool = False):
+        interpolation = self.get_interpolation()
+        data = self.get_array()
+        photo = data is not None and data.ndim == 3
+        if unsampled or interpolation not in _OWN or (interpolation == "bilinear" and not photo):
+            return super().make_image(renderer, magnification, unsampled)
+        place = self._placement(magnification)
+        if place is None:
+            return super().make_image(renderer, magnification, unsampled)
+        if place == "empty":
+            return None, 0, 0, None
+        rgba = self._colours()
+        if rgba is None:
+            return super().make_image(renderer, magnification, unsampled)
+        (x0, y0, width, height), (u0, u1), (v0, v1) = place
+        if interpolation == "nearest":
+            out = _nearest(rgba, width, height, (u0, u1), (v0, v1))
+        else:
+            out = _bilinear(rgba, width, height, (u0, u1), (v0, v1))
+            if out is None:
+                return super().make_image(renderer, magnification, unsampled)
+        return out, x0 / magnification, y0 / magnification, IdentityTransform()
+
+    def _placement(self, magnification: float):
+        """The output pixels the image covers — (x0, y0, width, height), rounded as matplotlib rounds them —
+        and the source coordinates (columns u, rows v, in source pixels from row 0) of that block's
+        left/right and bottom/top edges (the renderer takes images bottom row first); "empty" when nothing
+        is visible, None when the image is not drawn axis-aligned."""
+        trans = self.get_transform()
+        if not trans.is_affine:
+            return None
+        matrix = trans.get_affine().get_matrix()
+        if matrix[0, 1] != 0 or matrix[1, 0] != 0:
+            return None
+        left, right, bottom, top = self.get_extent()
+        (dl, db), (dr, dt) = trans.transform([[left, bottom], [right, top]])
+        if dl == dr or db == dt:
+            return "empty"
+        covered = Bbox.from_extents(min(dl, dr), min(db, dt), max(dl, dr), max(db, dt))
+        clip = (self.get_clip_box() or self.axes.bbox) if self.get_clip_on() else self.get_figure(root=True).bbox
+        clipped = Bbox.intersection(covered, clip)
+        if clipped is None:
+            return "empty"
+        e = clipped.extents * magnification
+        # the pixel rounding of matplotlib's _make_image, so the image lands where matplotlib would put it
+        x0, y0 = math.floor(e[0] + 0.5), math.ceil(e[1] - 0.5 - 1e-8)
+        x1, y1 = math.floor(e[2] + 0.5 + 1e-8), math.ceil(e[3] - 0.5)
+        width, height = int(x1 - x0), int(y1 - y0)
+        if width <= 0 or height <= 0:
+            return "empty"
+        rows, cols = self.get_array().shape[:2]
+        first, last = (dt, db) if self.origin == "upper" else (db, dt)  # display y of row 0 and of the last row
+
+        def u(x: float) -> float:
+            return (x / magnification - dl) / (dr - dl) * cols
+
+        def v(y: float) -> float:
+            return (y / magnification - first) / (last - first) * rows
+
+        return (x0, y0, width, height), (u(x0), u(x1)), (v(y0), v(y1))  # the output's row 0 is its bottom (y0)
+
+    def _colours(self) -> np.ndarray | None:
+        """The image's RGBA, uint8, at its own resolution: values through the norm and colormap (NaN and
+        masked as the colormap's 'bad' colour), photos as they are; the scalar alpha applied."""
+        data = self.get_array()
+        alpha = self.get_alpha()
+        if alpha is not None and np.ndim(alpha) > 0:
+            return None
+        if data.ndim == 2:
+            rgba = self.to_rgba(data, bytes=True, norm=True)
+        elif data.shape[-1] in (3, 4):
+            values = np.asarray(data)
+            if values.dtype != np.uint8:
+                values = np.clip(np.nan_to_num(values.astype(np.float32)) * 255 + 0.5, 0, 255).astype(np.uint8)
+            if values.shape[-1] == 3:
+                values = np.concatenate([values, np.full(values.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+            rgba = values
+        else:
+            return None
+        rgba = np.ascontiguousarray(rgba)
+        if alpha is not None and alpha != 1:
+            rgba = rgba.copy()
+            rgba[..., 3] = np.round(rgba[..., 3] * float(alpha)).astype(np.uint8)
+        return rgba
+
+
+def _nearest(rgba: np.ndarray, width: int, height: int, us: tuple[float, float],
+             vs: tuple[float, float]) -> np.ndarray:
+    """Each output pixel takes the source cell under its centre."""
+    rows, cols = rgba.shape[:2]
+    cu = us[0] + (np.arange(width) + 0.5) * (us[1] - us[0]) / width
+    cv = vs[0] + (np.arange(height) + 0.5) * (vs[1] - vs[0]) / height
+    ci = np.clip(np.floor(cu).astype(np.intp), 0, cols - 1)
+    ri = np.clip(np.floor(cv).astype(np.intp), 0, rows - 1)
+    return rgba[ri[:, None], ci[None, :]]
+
+
+def _bilinear(rgba: np.ndarray, width: int, height: int, us: tuple[float, float],
+              vs: tuple[float, float]) -> np.ndarray | None:
+    """The source box scaled bilinearly (Pillow's filter, which also averages when it shrinks, in
+    premultiplied alpha), bottom row first; None for a mirrored placement, which matplotlib draws instead."""
+    rows, cols = rgba.shape[:2]
+    top, bottom = vs[1], vs[0]  # the output's bottom row (vs[0]) lies below its top row in the source
+    if us[1] <= us[0] or bottom <= top:
+        return None
+    box = (max(0.0, us[0]), max(0.0, top), min(float(cols), us[1]), min(float(rows), bottom))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    scaled = Image.fromarray(rgba, "RGBA").resize((width, height), Image.Resampling.BILINEAR, box=box)
+    return np.ascontiguousarray(np.asarray(scaled)[::-1])  # writable, bottom row first, as the renderer takes it
+
+
+def show(ax: Axes, data: Any, *, extent: tuple[float, float, float, float] | None = None,
+         aspect: str | float | None = "equal", **kwargs: Any) -> PixelImage:
+    """``ax.imshow(data, …)`` with a :class:`PixelImage`: the same limits, aspect, clipping and norm."""
+    kwargs.setdefault("resample", None)  # imshow's default: rcParams["image.resample"]
+    image = PixelImage(ax, extent=extent, **kwargs)
+    image.set_data(data)
+    if aspect is not None:
+        ax.set_aspect(aspect)
+    image.set_clip_path(ax.patch)
+    if np.ndim(data) == 2:
+        image.autoscale_None()  # limits the norm was not given come from the data, as imshow does
+    image.set_extent(image.get_extent())
+    ax.add_image(image)
+    return image
