@@ -14,6 +14,7 @@ from relviz.app.synthetic import synthetic_trace
 from relviz.app.window import MainWindow
 from relviz.render.views import ViewOptions, render_view
 from relviz.views import maps
+from relviz.views.palette import colorize
 
 pytestmark = pytest.mark.gui
 
@@ -34,6 +35,17 @@ def show(window, trace, qtbot):
     qtbot.wait(20)  # the coalesced panel refreshes
 
 
+def drawn(item) -> np.ndarray:
+    """The numbers an image item shows, after checking that its cells carry their colours on its scale: the
+    colours the figures and the video overlays give the same numbers (non-finite cells transparent)."""
+    values, rgba = item.values, item.image
+    assert rgba.dtype == np.uint8 and rgba.shape == (*values.shape, 4)
+    finite = np.isfinite(values)
+    np.testing.assert_array_equal(rgba[..., :3][finite], colorize(values, item.scale)[finite])
+    assert (rgba[..., 3][~finite] == 0).all()
+    return values
+
+
 def test_canvas_draws_the_map_as_its_cells_with_the_shared_colour_scale(qtbot, window):
     trace = synthetic_trace()
     show(window, trace, qtbot)
@@ -42,11 +54,11 @@ def test_canvas_draws_the_map_as_its_cells_with_the_shared_colour_scale(qtbot, w
     src = maps.source(trace, "detr/encoder/self_attn")
     m = maps.point_map(trace, src, (70.0, 40.0), 0)
     item = window.canvas.heat_item
-    np.testing.assert_array_equal(item.image, m.values[1])  # 6×8 cells, not an upsampled image
+    np.testing.assert_array_equal(drawn(item), m.values[1])  # 6×8 cells, not an upsampled image
     rect = item.mapRectToParent(item.boundingRect())
     assert (rect.x(), rect.y(), rect.width(), rect.height()) == (0.0, 0.0, 128.0, 96.0)
     scale = m.scale(shared=True)
-    assert tuple(item.levels) == pytest.approx((scale.lo, scale.hi))
+    assert item.scale == scale
     bar = window.canvas.colorbar
     assert bar.gradient.isVisible() and bar.scale == scale
     assert bar.texts() == (f"{scale.lo:.3g}", f"{scale.hi:.3g}", "(attention, shared range)")
@@ -54,12 +66,13 @@ def test_canvas_draws_the_map_as_its_cells_with_the_shared_colour_scale(qtbot, w
     panel = window.attention_panel
     assert [t.title.textItem.toPlainText() for t in panel.tiles] == ["head 0", "head 1", "head 2", "mean"]
     for tile, data in zip(panel.tiles, [*m.values, m.values.mean(0)], strict=True):
-        np.testing.assert_allclose(tile.image.image, data, rtol=1e-6)
-        assert tuple(tile.image.levels) == pytest.approx((scale.lo, scale.hi))
+        np.testing.assert_allclose(drawn(tile.image), data, rtol=1e-6)
+        assert tile.image.scale == scale
     assert panel.colorbar.scale == scale
     # per-map ranges on request, and the bar says so
     panel.shared.setChecked(False)
-    assert tuple(panel.tiles[2].image.levels) == pytest.approx((m.values[2].min(), m.values[2].max()))
+    assert (panel.tiles[2].image.scale.lo, panel.tiles[2].image.scale.hi) == pytest.approx(
+        (m.values[2].min(), m.values[2].max()))
     assert panel.colorbar.texts()[2] == "(attention, per map)"
 
 
@@ -70,10 +83,10 @@ def test_the_figure_and_the_window_draw_the_same_cells(qtbot, window):
     window.state.select(object=1, source="detr/decoder/cross_attn", layer=1, head=2)
     qtbot.wait(20)
     fig = render_view(trace, "decoder-attention", ViewOptions(object=1, layer="1", head="2", colorbar=False))
-    drawn = fig.axes[0].get_images()[-1]
-    np.testing.assert_allclose(np.ma.getdata(drawn.get_array()), window.canvas.heat_item.image, rtol=1e-6)
-    assert drawn.get_interpolation() == "nearest"
-    assert drawn.get_extent() == [0.0, 128.0, 96.0, 0.0]  # the grid's cells over the image
+    image = fig.axes[0].get_images()[-1]
+    np.testing.assert_allclose(np.ma.getdata(image.get_array()), drawn(window.canvas.heat_item), rtol=1e-6)
+    assert image.get_interpolation() == "nearest"
+    assert image.get_extent() == [0.0, 128.0, 96.0, 0.0]  # the grid's cells over the image
 
 
 def test_relations_panel_is_over_detections_named_as_on_the_canvas(qtbot, window):
@@ -82,7 +95,7 @@ def test_relations_panel_is_over_detections_named_as_on_the_canvas(qtbot, window
     window.state.select(module="fc1", term="weight", head=None, object=0)
     panel = window.relations_panel
     rel = maps.relations(trace, "fc1", "weight", None)
-    np.testing.assert_allclose(panel.matrix_item.image, rel.matrix)
+    np.testing.assert_allclose(drawn(panel.matrix_item), rel.matrix)
     ticks = [t for _, t in panel.matrix_plot.getAxis("left")._tickLevels[0]]
     assert ticks == ["d0 circle", "d1 square", "d2 triangle"]
     assert window.canvas.overlay.texts[0].startswith("d0 circle")
@@ -112,13 +125,13 @@ def test_lrnet_kernels_are_shown_large_with_prior_and_appearance(qtbot, window):
     assert panel.groups == [1] and len(panel.tiles) == 3
     w = trace["lrnet/stage1/weight"][1, :, 2, 2].reshape(3, 3)
     a = trace["lrnet/stage1/appearance"][1, :, 2, 2].reshape(3, 3)
-    np.testing.assert_array_equal(panel.tiles[0].image.image, w)
-    np.testing.assert_array_equal(panel.tiles[1].image.image, trace["lrnet/stage1/geometry"][1])
-    np.testing.assert_array_equal(panel.tiles[2].image.image, a)
+    np.testing.assert_array_equal(drawn(panel.tiles[0].image), w)
+    np.testing.assert_array_equal(drawn(panel.tiles[1].image), trace["lrnet/stage1/geometry"][1])
+    np.testing.assert_array_equal(drawn(panel.tiles[2].image), a)
     assert [t.title.textItem.toPlainText() for t in panel.tiles] == ["g1 ω", "g1 prior", "g1 Φ"]
     # the canvas draws the group's 3×3 kernel as cells over the window around the point
     item = window.canvas.heat_item
-    np.testing.assert_array_equal(item.image, w)
+    np.testing.assert_array_equal(drawn(item), w)
     rect = item.mapRectToParent(item.boundingRect())
     assert (rect.x(), rect.y(), rect.width(), rect.height()) == (16.0, 16.0, 48.0, 48.0)
     # the mean of groups: the strongest groups are shown, each a row of three tiles

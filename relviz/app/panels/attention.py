@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape
+from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape, shown_map
 from relviz.app.state import AppState
 from relviz.views import maps
 from relviz.views.lrnet import STRONGEST_GROUPS, strongest_groups
@@ -42,6 +42,19 @@ class _Tile:
         self.vb.addItem(self.title, ignoreBounds=True)  # the title must not widen the auto range
         self.head: int | None = None  # what a click on the tile selects (a head, a group; None: the mean)
         self.image.mouseClickEvent = lambda ev: on_click(self.head)
+        self._title = ""
+        self._outline: tuple[str | None, float] = (None, 0)
+
+    def set_title(self, text: str) -> None:
+        if text != self._title:  # a text item re-lays out its document on every setText
+            self._title = text
+            self.title.setText(text)
+
+    def set_outline(self, color: str | None, width: float = 3) -> None:
+        """The tile's frame: the chosen head's highlight, a kernel window's extent, or none."""
+        if (color, width) != self._outline:
+            self._outline = (color, width)
+            self.frame.setPen(pg.mkPen(color, width=width, cosmetic=True) if color else pg.mkPen(None))
 
 
 class AttentionPanel(QWidget):
@@ -61,14 +74,17 @@ class AttentionPanel(QWidget):
         self.shared = QCheckBox("shared range")
         self.shared.setChecked(True)
         self.shared.setToolTip("one colour range across all heads")
+        # the view's name takes the first row (with the term), so it is never cut off; the switches the second
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.source.setMinimumContentsLength(12)
         row1 = QHBoxLayout()
         row1.addWidget(self.source, 1)
         row1.addWidget(self.term)
-        row1.addWidget(self.mean_box)
-        row1.addWidget(self.shared)
         row2 = QHBoxLayout()
         row2.addWidget(self.layer_label)
         row2.addWidget(self.layer, 1)
+        row2.addWidget(self.mean_box)
+        row2.addWidget(self.shared)
         self.info = QLabel("")
         self.info.setWordWrap(True)
         # three lines, whatever the text: a hover's new text must not re-lay out the window
@@ -142,12 +158,7 @@ class AttentionPanel(QWidget):
         if sel.term in terms:
             self.term.setCurrentIndex(terms.index(sel.term))
         self._updating = False
-        self.map = None
-        if src is not None and st.trace is not None:
-            if src.driver == "object" and sel.object is not None:
-                self.map = maps.object_map(st.trace, src, sel.object, sel.layer, sel.term)
-            elif src.driver == "point" and sel.point is not None:
-                self.map = maps.point_map(st.trace, src, sel.point, sel.layer, sel.term, sel.frame)
+        self.map = shown_map(st)  # the canvas's map: computed once for both
         self._draw()
 
     def _ensure_tiles(self, n: int, cols: int | None = None, heads: list[int | None] | None = None) -> None:
@@ -208,7 +219,7 @@ class AttentionPanel(QWidget):
                 chosen = i == frame
             else:
                 chosen = (sel.head is None and is_mean) or (sel.head == i and not is_mean) or heads == 1
-            tile.frame.setPen(pg.mkPen("#00ff88", width=3, cosmetic=True) if chosen else pg.mkPen(None))
+            tile.set_outline("#00ff88" if chosen else None)
         self.tile_data, self.tile_scales = list(tiles), tile_scales
         self.colorbar.set_scale(tile_scales[0] if shared else m.scale(shared=False, head=sel.head, frame=frame))
         self._refit([t.shape for t in tiles])
@@ -250,7 +261,7 @@ class AttentionPanel(QWidget):
         self._ensure_tiles(len(data), cols=3, heads=heads)
         for tile, values, scale, title in zip(self.tiles, data, tile_scales, titles, strict=True):
             self._show(tile, values, scale, title)
-            tile.frame.setPen(pg.mkPen(None))
+            tile.set_outline("#6a6a6a", 1)  # the k×k window's extent: cells outside the image stay blank
         self.tile_data, self.tile_scales = data, tile_scales
         self.colorbar.set_scale(tile_scales[0] if tile_scales else None)
         self._refit([d.shape for d in data])
@@ -264,9 +275,9 @@ class AttentionPanel(QWidget):
     def _show(tile: _Tile, data: np.ndarray, scale, title: str) -> None:
         rows, cols = data.shape
         cell_image(tile.image, data, (0.0, 0.0, float(cols), float(rows)), scale)
-        tile.title.setText(title)
-        tile.title.setPos(0, 0)
-        tile.frame.setRect(QRectF(0, 0, cols, rows))
+        tile.set_title(title)
+        if tile.frame.rect() != QRectF(0, 0, cols, rows):
+            tile.frame.setRect(QRectF(0, 0, cols, rows))
 
     def _refit(self, shapes: list[tuple[int, ...]]) -> None:
         if self._shapes != shapes:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, label_color, lut
+from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, label_color, lut, shown_map
 from relviz.app.state import AppState
 from relviz.views import maps
 from relviz.views.relations import TOP_RELATIONS
@@ -148,6 +148,9 @@ class CanvasPanel(QWidget):
         self.state = state
         self.view = pg.GraphicsView()
         self.view.setAcceptDrops(False)  # drops go to the window
+        # no antialiasing for the images: cells are drawn as cells, and a scaled image is several times
+        # cheaper to draw without it; the boxes and arrows switch it on for themselves
+        self.view.setAntialiasing(False)
         self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.view.setCentralItem(self.vb)
         self.image_item = pg.ImageItem()
@@ -198,20 +201,24 @@ class CanvasPanel(QWidget):
         self.labels_box.setChecked(True)
         self.labels_box.toggled.connect(self._toggle_labels)
         self.colorbar = ColorBar()
-        self.colorbar.setMaximumWidth(340)
-        bar = QHBoxLayout()
+        self.colorbar.setMaximumWidth(460)
+        bar = QHBoxLayout()  # the caption, with the room the controls leave
         bar.setContentsMargins(4, 0, 4, 0)
         bar.addWidget(self.caption, 1)
-        bar.addWidget(self.colorbar)
         bar.addWidget(self.labels_box)
         bar.addWidget(self.follow)
         bar.addWidget(QLabel("heatmap"))
         bar.addWidget(self.opacity)
+        scale_row = QHBoxLayout()  # the heatmap's colour scale under the image, as in a figure
+        scale_row.setContentsMargins(4, 0, 4, 2)
+        scale_row.addWidget(self.colorbar, 1)
+        scale_row.addStretch(0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(bar)
         layout.addLayout(self.stack, 1)
+        layout.addLayout(scale_row)
 
         self.vb.scene().sigMouseMoved.connect(self._on_move)
         self.vb.scene().sigMouseClicked.connect(self._on_click)
@@ -270,15 +277,10 @@ class CanvasPanel(QWidget):
         self.last_update_s = time.perf_counter() - t0
 
     def _draw_heat(self) -> None:
-        st, sel, trace = self.state, self.state.sel, self.state.trace
-        src = st.current_source()
-        self.points_item.clear()
-        m = None
-        if trace is not None and src is not None:
-            if src.driver == "object" and sel.object is not None:
-                m = maps.object_map(trace, src, sel.object, sel.layer, sel.term)
-            elif src.driver == "point" and sel.point is not None:
-                m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
+        sel, trace = self.state.sel, self.state.trace
+        if self.map is not None and self.map.points is not None:
+            self.points_item.clear()
+        m = shown_map(self.state)
         self.map = m
         if m is None:
             self.heat_item.clear()

@@ -1,10 +1,15 @@
-"""Helpers shared by the panels: colours, colormap lookup tables, a colour bar, small-multiple grids.
+"""Helpers shared by the panels: colours, colormap lookup tables, a colour bar, small-multiple grids, the
+map the selection shows.
 
 Colours and ranges come from :mod:`relviz.views.palette`, so the panels, the figures and the video
-overlays colour the same numbers the same way.
+overlays colour the same numbers the same way.  Maps are coloured here, once per change, into RGBA
+images: pyqtgraph would otherwise rebuild a Qt colour table for every item on every repaint and draw an
+indexed image, several times slower to scale onto the screen than an RGBA one.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import pyqtgraph as pg
@@ -12,10 +17,13 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
+from relviz.views import maps
 from relviz.views.palette import PALETTE, ColorScale, box_color, cmap_table, color_scale
 
-__all__ = ["PALETTE", "ColorBar", "configure_pyqtgraph", "grid_shape", "label_color", "levels", "lut"]
+__all__ = ["PALETTE", "ColorBar", "cell_colors", "cell_image", "configure_pyqtgraph", "grid_shape", "label_color",
+           "levels", "lut", "shown_map"]
 _CONFIGURED = False
+_SHOWN: tuple | None = None  # the last map computed for a selection (one entry)
 
 
 def configure_pyqtgraph() -> None:
@@ -44,6 +52,35 @@ def levels(values: np.ndarray, shared: np.ndarray | None = None) -> tuple[float,
 def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     cols = min(max_cols, max(1, int(np.ceil(np.sqrt(n)))))
     return int(np.ceil(n / cols)), cols
+
+
+def shown_map(state) -> maps.Map | None:
+    """The map the selection shows (the canvas heatmap and the Attention tiles), or None.
+
+    Computed once per selection: the canvas and the Attention panel both ask on every hover, and the second
+    ask returns the first one's map.
+    """
+    global _SHOWN
+    trace, sel = state.trace, state.sel
+    src = state.current_source()
+    if trace is None or src is None:
+        return None
+    if src.driver == "object":
+        if sel.object is None:
+            return None
+        key = (id(trace), src, "object", sel.object, sel.layer, sel.term)
+    else:
+        if sel.point is None:
+            return None
+        key = (id(trace), src, "point", sel.point, sel.layer, sel.term, sel.frame)
+    if _SHOWN is not None and _SHOWN[0] == key and _SHOWN[2]() is trace:
+        return _SHOWN[1]
+    if src.driver == "object":
+        m = maps.object_map(trace, src, sel.object, sel.layer, sel.term)
+    else:
+        m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
+    _SHOWN = (key, m, weakref.ref(trace))  # a dropped trace is not kept alive by its map
+    return m
 
 
 class _Gradient(QWidget):
@@ -79,9 +116,14 @@ class ColorBar(QWidget):
         self.high = QLabel("")
         self.mode = QLabel("")
         self.gradient = _Gradient()
-        for label, width in ((self.low, 48), (self.high, 48), (self.mode, 150)):
+        for label in (self.low, self.high, self.mode):
             label.setStyleSheet("font-size: 8pt;")
-            label.setFixedWidth(width)  # new numbers on every hover must not re-lay out the window
+        # fixed widths, wide enough for any number '%.3g' writes: new numbers on every hover must neither
+        # re-lay out the window nor be cut off
+        number = self.low.fontMetrics().horizontalAdvance("-8.88e-08") + 6
+        self.low.setFixedWidth(number)
+        self.high.setFixedWidth(number)
+        self.mode.setFixedWidth(self.mode.fontMetrics().horizontalAdvance("(geometry logit, shared range)") + 6)
         self.low.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.setFixedHeight(16)
         layout = QHBoxLayout(self)
@@ -101,8 +143,10 @@ class ColorBar(QWidget):
             self.mode.setText("")
             self.gradient.setVisible(False)
             return
-        self.gradient.table = cmap_table(scale.cmap)
-        self.gradient.update()
+        table = cmap_table(scale.cmap)
+        if table is not self.gradient.table:  # the tables are cached: the same colormap, the same object
+            self.gradient.table = table
+            self.gradient.update()
         self.low.setText(f"{scale.lo:.3g}")
         self.high.setText(f"{scale.hi:.3g}")
         what = f"{scale.label}, " if scale.label else ""
@@ -115,12 +159,29 @@ class ColorBar(QWidget):
         return self.low.text(), self.high.text(), self.mode.text()
 
 
+def cell_colors(values: np.ndarray, scale: ColorScale, alpha_ramp: bool = False) -> np.ndarray:
+    """(rows, cols, 4) uint8 RGBA of ``values`` on ``scale``: the colour :func:`relviz.views.palette.colorize`
+    gives the figures and overlays; non-finite cells transparent."""
+    values = np.asarray(values, np.float64)
+    finite = np.isfinite(values)
+    idx = np.nan_to_num(scale.normalize(values) * 255, nan=0).astype(np.intp)
+    rgba = cmap_table(scale.cmap, alpha_ramp)[idx]
+    if not finite.all():
+        rgba[~finite] = 0
+    return rgba
+
+
 def cell_image(item: pg.ImageItem, values: np.ndarray, rect: tuple[float, float, float, float],
                scale: ColorScale, alpha_ramp: bool = False) -> None:
     """Show ``values`` as its cells (nearest: one image pixel per cell) over ``rect`` = (x0, y0, x1, y1),
-    coloured on ``scale``; non-finite cells are left transparent."""
-    data = np.asarray(values, np.float32)
-    item.setImage(data, autoLevels=False, levels=(scale.lo, scale.hi), lut=lut(scale.cmap, alpha_ramp))
+    coloured on ``scale``; non-finite cells are left transparent.
+
+    The item keeps what it shows: ``item.values`` (the numbers) and ``item.scale`` (their colour scale);
+    ``item.image`` holds the RGBA cells (:func:`cell_colors`).
+    """
+    item.values = np.asarray(values, np.float32)
+    item.scale = scale
+    item.setImage(cell_colors(item.values, scale, alpha_ramp), autoLevels=False, levels=None, lut=None)
     x0, y0, x1, y1 = rect
     item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
 

@@ -8,6 +8,10 @@
 - Learning Region Features: the geometric prior G_k of every part over the selected box's positions.
 
 Every map is drawn as its cells, with its colour range stated; the numbers come from :mod:`relviz.views`.
+
+The panel follows the selection only while it is on screen: tabbed away or hidden, a change marks it stale
+and it catches up when shown (or when its contents are read).  Its plots are built once per arrangement
+(which sections, how many tiles) and then only refilled, so a click costs new numbers, not new widgets.
 """
 
 from __future__ import annotations
@@ -15,15 +19,125 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape, lut
 from relviz.app.state import AppState
 from relviz.views import geometry, maps
 from relviz.views.lrnet import prior_weight
-from relviz.views.palette import DIVERGING_CMAP, MATRIX_CMAP, color_scale
+from relviz.views.palette import DIVERGING_CMAP, MATRIX_CMAP, ColorScale, color_scale
 
 MAX_PRIORS = 8  # LR-Net priors shown at once (the most peaked), unless a group is picked
+REGION_CMAP = "magma"
+
+
+def _brushes(values: np.ndarray, scale: ColorScale) -> list:
+    table = lut(scale.cmap)
+    idx = np.nan_to_num(scale.normalize(values) * 255, nan=0).astype(int)
+    return [pg.mkBrush(*table[i]) for i in idx]
+
+
+class _Tiles:
+    """A grid of k×k (or lattice) maps, each drawn as its cells with a caption, in one sub-layout."""
+
+    def __init__(self, layout: pg.GraphicsLayout, row: int, n: int, cols: int):
+        self.sub = layout.addLayout(row=row, col=0)
+        self.boxes, self.images, self.captions = [], [], []
+        self.shapes: list[tuple[int, int] | None] = [None] * n
+        for i in range(n):
+            r, c = divmod(i, cols)
+            vb = self.sub.addViewBox(row=r, col=c, lockAspect=True, invertY=True, enableMouse=False)
+            vb.setMenuEnabled(False)
+            image = pg.ImageItem()
+            vb.addItem(image)
+            caption = pg.TextItem("", color="#ffffff", anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
+            vb.addItem(caption, ignoreBounds=True)  # the caption must not widen the range
+            self.boxes.append(vb)
+            self.images.append(image)
+            self.captions.append(caption)
+
+    def show(self, datas: list[np.ndarray], captions: list[str], scale: ColorScale) -> None:
+        for i, (data, text) in enumerate(zip(datas, captions, strict=True)):
+            rows, cols = data.shape
+            cell_image(self.images[i], data, (0.0, 0.0, float(cols), float(rows)), scale)
+            if self.captions[i].toPlainText() != text:
+                self.captions[i].setText(text)
+            if self.shapes[i] != (rows, cols):
+                self.shapes[i] = (rows, cols)
+                self.boxes[i].setRange(QRectF(0, 0, cols, rows), padding=0.02)
+
+
+class _Landscape:
+    """ω_G over the image: the photo, the landscape as cells over it, the selected box outlined."""
+
+    def __init__(self, layout: pg.GraphicsLayout, row: int):
+        self.plot = layout.addPlot(row=row, col=0)
+        self.plot.invertY(True)
+        self.plot.setAspectLocked(True)
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setMenuEnabled(False)
+        self.photo = pg.ImageItem()
+        self.plot.addItem(self.photo)
+        self.heat = pg.ImageItem()
+        self.heat.setOpacity(0.75)
+        self.plot.addItem(self.heat)
+        self.outline = pg.QtWidgets.QGraphicsRectItem()
+        self.outline.setPen(pg.mkPen("#00ff88", width=2, cosmetic=True))
+        self.plot.addItem(self.outline)
+        self._photo = None
+        self._rect = None
+
+    def show(self, title: str, photo: np.ndarray | None, values: np.ndarray, rect, box, scale: ColorScale) -> None:
+        self.plot.setTitle(title)
+        if photo is not self._photo:
+            self._photo = photo
+            if photo is None:
+                self.photo.clear()
+            else:
+                self.photo.setImage(photo, autoLevels=False, levels=(0, 255))
+        cell_image(self.heat, values, rect, scale)
+        self.outline.setRect(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
+        if rect != self._rect:
+            self._rect = rect
+            self.plot.setRange(QRectF(rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]), padding=0.02)
+
+
+class _RelativeScatter:
+    """ω_G at the other objects' relative positions (no W_G in the trace to draw a landscape from)."""
+
+    def __init__(self, layout: pg.GraphicsLayout, row: int):
+        self.plot = layout.addPlot(row=row, col=0)
+        self.plot.setLabel("bottom", "Δx / w")
+        self.plot.setLabel("left", "Δy / h")
+        self.plot.invertY(True)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.scatter = pg.ScatterPlotItem(size=12, pen=pg.mkPen("w", width=0.5))
+        self.plot.addItem(self.scatter)
+        self.plot.addItem(pg.ScatterPlotItem([0], [0], symbol="+", size=16, pen=pg.mkPen("#00ff88", width=2)))
+
+    def show(self, title: str, offsets: np.ndarray, values: np.ndarray, scale: ColorScale) -> None:
+        self.plot.setTitle(title)
+        self.scatter.setData(offsets[:, 0], offsets[:, 1], brush=_brushes(values, scale))
+
+
+class _PointPlots:
+    """Region parts whose positions form no lattice: one scatter plot per part."""
+
+    def __init__(self, layout: pg.GraphicsLayout, row: int, n: int, cols: int):
+        self.sub = layout.addLayout(row=row, col=0)
+        self.scatters = []
+        for i in range(n):
+            r, c = divmod(i, cols)
+            plot = self.sub.addPlot(row=r, col=c)
+            plot.invertY(True)
+            scatter = pg.ScatterPlotItem(size=7, pen=None)
+            plot.addItem(scatter)
+            self.scatters.append(scatter)
+
+    def show(self, pos: np.ndarray, values: np.ndarray, scale: ColorScale) -> None:
+        for scatter, v in zip(self.scatters, values, strict=True):
+            scatter.setData(pos[:, 0], pos[:, 1], brush=_brushes(v, scale))
 
 
 class GeometryPanel(QWidget):
@@ -31,128 +145,150 @@ class GeometryPanel(QWidget):
         super().__init__(parent)
         configure_pyqtgraph()
         self.state = state
-        self.info = QLabel("")
-        self.info.setWordWrap(True)
+        self._info = QLabel("")
+        self._info.setWordWrap(True)
+        self._info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setAcceptDrops(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.info)
+        layout.addWidget(self._info)
         layout.addWidget(self.plots, 1)
         self.colorbar = ColorBar()
         layout.addWidget(self.colorbar)
-        self.shown: list[str] = []  # which sections are drawn, for tests
-        self.relation_points: np.ndarray | None = None  # (N-1, 3): Δx/w, Δy/h, ω_G
-        self.landscape: np.ndarray | None = None  # ω_G over the image, when the trace holds W_G
-        self.prior_groups: list[int] = []  # LR-Net: the groups whose priors are shown
-        state.traceChanged.connect(self._redraw)
+        self._shown: list[str] = []
+        self._relation_points: np.ndarray | None = None  # (N-1, 3): Δx/w, Δy/h, ω_G
+        self._landscape: np.ndarray | None = None  # ω_G over the image, when the trace holds W_G
+        self._prior_groups: list[int] = []  # LR-Net: the groups whose priors are shown
+        self._arrangement: tuple = ()  # what the plots were built for
+        self._sections: dict[str, object] = {}
+        self._stale = False
+        self.redraws = 0  # how often the panel computed and drew (a hidden panel does not)
+        state.traceChanged.connect(self._invalidate)
         state.selectionChanged.connect(self._on_selection)
 
+    # -- what is shown (brought up to date when read) ---------------------------------------------------
+    @property
+    def info(self) -> QLabel:
+        self._catch_up()
+        return self._info
+
+    @property
+    def shown(self) -> list[str]:
+        """Which sections are drawn: 'relation', 'lrnet', 'region'."""
+        self._catch_up()
+        return self._shown
+
+    @property
+    def relation_points(self) -> np.ndarray | None:
+        self._catch_up()
+        return self._relation_points
+
+    @property
+    def landscape(self) -> np.ndarray | None:
+        self._catch_up()
+        return self._landscape
+
+    @property
+    def prior_groups(self) -> list[int]:
+        self._catch_up()
+        return self._prior_groups
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    # -- state → view ----------------------------------------------------------------------------------
     def _on_selection(self, changed: frozenset) -> None:
         if changed & {"object", "module", "head", "layer", "source"}:
+            self._invalidate()
+
+    def _invalidate(self) -> None:
+        """Redraw now if on screen; else remember to (a background tab costs nothing per click)."""
+        if self.isVisible():
+            self._redraw()
+        else:
+            self._stale = True
+
+    def _catch_up(self) -> None:
+        if self._stale:
             self._redraw()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._catch_up()
+
     def _redraw(self) -> None:
-        self.plots.clear()
-        self.shown = []
-        self.relation_points = None
-        self.landscape = None
-        self.prior_groups = []
-        self.colorbar.set_scale(None)
+        self._stale = False
+        self.redraws += 1
+        self._shown = []
+        self._relation_points = None
+        self._landscape = None
+        self._prior_groups = []
         trace, sel = self.state.trace, self.state.sel
+        plans = [] if trace is None else [p for p in (self._relation(), self._lrnet(), self._region()) if p]
+        arrangement = tuple(p["key"] for p in plans)
+        if arrangement != self._arrangement:  # new sections or tile counts: build the plots once
+            self._arrangement = arrangement
+            self.plots.clear()
+            self._sections = {}
+            for row, plan in enumerate(plans):
+                self._sections[plan["name"]] = plan["build"](self.plots.ci, row)
+        headers = []
+        scale = None
+        for plan in plans:
+            plan["show"](self._sections[plan["name"]])
+            self._shown.append(plan["name"])
+            headers.append(plan["header"])
+            scale = scale or plan["scale"]  # the first section's scale (one section per family)
+        self.colorbar.set_scale(scale)
         if trace is None:
-            self.info.setText("")
-            return
-        row = 0
-        row = self._relation(row)
-        row = self._lrnet(row)
-        row = self._region(row)
-        if not self.shown:
-            self.info.setText("this trace has no geometry terms (relation ω_G, LR-Net priors, region G_k)")
+            self._info.setText("")
+        elif not plans:
+            self._info.setText("this trace has no geometry terms (relation ω_G, LR-Net priors, region G_k)")
         else:
             head = "mean of heads" if sel.head is None else f"head {sel.head}"
-            self.info.setText(f"geometry terms · {head}")
+            self._info.setText(" · ".join(headers) + f" · {head}")
 
-    def _relation(self, row: int) -> int:
+    # -- sections: each returns a plan (what to build, how to fill it) or None --------------------------------
+    def _relation(self) -> dict | None:
         trace, sel = self.state.trace, self.state.sel
         modules = [m for m in maps.relation_modules(trace) if "geometry" in maps.relation_terms(trace, m)]
         if not modules or sel.object is None:
-            return row
+            return None
         module = sel.module if sel.module in modules else modules[0]
         rel = maps.relations(trace, module, "geometry", sel.head)
         r = rel.index_of(sel.object) if rel is not None else None
         if r is None:
-            return row
-        land = self._landscape(trace, module, rel.boxes[r], sel.head)
-        if land is not None:
-            return self._show_landscape(row, land, rel.boxes[r], module)
+            return None
+        box = rel.boxes[r]
+        if geometry.has_landscape(trace, module):
+            land = geometry.landscape(trace, module, np.asarray(box), maps.image_size(trace))
+            values = land.head(sel.head)
+            self._landscape = values
+            scale = color_scale([values], MATRIX_CMAP, False, label="ω_G")
+            title = f"ω_G into d{sel.object} ({module}) of a box its size centred in each cell"
+            photo = self.state.image
+            return {"name": "relation", "key": ("landscape",), "build": _Landscape, "scale": scale,
+                    "header": f"relation ω_G ({module})",
+                    "show": lambda s: s.show(title, photo, values, land.rect, box, scale)}
         offsets = maps.relative_geometry(rel.boxes, r)
         others = np.array([i for i in range(len(rel.boxes)) if i != r], int)
         values = rel.matrix[r, others]
-        self.relation_points = np.column_stack([offsets[others], values])
-        plot = self.plots.addPlot(row=row, col=0, title=f"ω_G into d{sel.object} ({module}) at relative position")
-        plot.setLabel("bottom", "Δx / w")
-        plot.setLabel("left", "Δy / h")
-        plot.invertY(True)
-        plot.showGrid(x=True, y=True, alpha=0.2)
+        self._relation_points = np.column_stack([offsets[others], values])
         scale = color_scale([values], MATRIX_CMAP, False, label="ω_G")
-        self.colorbar.set_scale(scale)
-        table = lut(MATRIX_CMAP)
-        idx = np.nan_to_num(scale.normalize(values) * 255, nan=0).astype(int)
-        scatter = pg.ScatterPlotItem(
-            offsets[others, 0],
-            offsets[others, 1],
-            size=12,
-            brush=[pg.mkBrush(*table[i]) for i in idx],
-            pen=pg.mkPen("w", width=0.5),
-        )
-        plot.addItem(scatter)
-        plot.addItem(pg.ScatterPlotItem([0], [0], symbol="+", size=16, pen=pg.mkPen("#00ff88", width=2)))
-        self.shown.append("relation")
-        return row + 1
+        title = f"ω_G into d{sel.object} ({module}) at relative position"
+        return {"name": "relation", "key": ("scatter",), "build": _RelativeScatter, "scale": scale,
+                "header": f"relation ω_G ({module})",
+                "show": lambda s: s.show(title, offsets[others], values, scale)}
 
-    def _landscape(self, trace, module: str, box, head: int | None):
-        """ω_G of a box of the selected object's size centred at each cell of a grid over the image, from W_G
-        (:func:`relviz.views.geometry.landscape`): (values (rows, cols), rect)."""
-        if not geometry.has_landscape(trace, module):
-            return None
-        land = geometry.landscape(trace, module, np.asarray(box), maps.image_size(trace))
-        self.landscape = land.head(head)
-        return self.landscape, land.rect
-
-    def _show_landscape(self, row: int, land, box, module: str) -> int:
-        values, rect = land
-        sel = self.state.sel
-        plot = self.plots.addPlot(
-            row=row, col=0, title=f"ω_G into d{sel.object} ({module}) of a box its size centred in each cell"
-        )
-        plot.invertY(True)
-        plot.setAspectLocked(True)
-        plot.hideAxis("left")
-        plot.hideAxis("bottom")
-        if self.state.image is not None:
-            photo = pg.ImageItem(self.state.image, levels=(0, 255))
-            plot.addItem(photo)
-        item = pg.ImageItem()
-        item.setOpacity(0.75)
-        scale = color_scale([values], MATRIX_CMAP, False, label="ω_G")
-        cell_image(item, values, rect, scale)
-        self.colorbar.set_scale(scale)
-        plot.addItem(item)
-        plot.setRange(QRectF(rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]), padding=0.02)
-        outline = pg.QtWidgets.QGraphicsRectItem(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
-        outline.setPen(pg.mkPen("#00ff88", width=2, cosmetic=True))
-        plot.addItem(outline)
-        self.shown.append("relation")
-        return row + 1
-
-    def _lrnet(self, row: int) -> int:
+    def _lrnet(self) -> dict | None:
         trace, sel = self.state.trace, self.state.sel
         src = self.state.current_source()
         lr = maps.source(trace, "lrnet")
         layers = [n for n in (lr.layers if lr else ()) if f"lrnet/{n}/geometry" in trace]
         if not layers:
-            return row
+            return None
         li = maps.layer_index(len(layers), sel.layer) if src is not None and src.key == "lrnet" else len(layers) - 1
         name = layers[li]
         prior = np.asarray(trace[f"lrnet/{name}/geometry"], np.float32)  # (m, k, k)
@@ -161,59 +297,36 @@ class GeometryPanel(QWidget):
         else:  # the most peaked priors: the groups whose geometry alone favours one neighbour most
             peak = prior_weight(prior).reshape(len(prior), -1).max(axis=1)
             groups = [int(g) for g in np.argsort(-peak, kind="stable")[:MAX_PRIORS]]
-        self.prior_groups = groups
+        self._prior_groups = groups
         k = prior.shape[-1]
         scale = color_scale([prior[g] for g in groups], DIVERGING_CMAP, True, symmetric=True, label="prior logit")
-        self.colorbar.set_scale(scale)
-        sub = self.plots.addLayout(row=row, col=0)
-        rows, cols = grid_shape(len(groups), 4)
+        _, cols = grid_shape(len(groups), 4)
         which = f"group {groups[0]}" if len(groups) == 1 else f"the {len(groups)} most peaked of {len(prior)} groups"
-        sub.addLabel(f"LR-Net {name}: {k}×{k} geometry prior (logits) of {which}", row=0, col=0, colspan=cols)
-        for n, g in enumerate(groups):
-            r, c = divmod(n, cols)
-            vb = sub.addViewBox(row=r + 1, col=c, lockAspect=True, invertY=True, enableMouse=False)
-            item = pg.ImageItem()
-            cell_image(item, prior[g], (0.0, 0.0, float(k), float(k)), scale)
-            vb.addItem(item)
-            label = pg.TextItem(f"g{g}", color="#ffffff", anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
-            vb.addItem(label, ignoreBounds=True)
-            vb.setRange(QRectF(0, 0, k, k), padding=0.02)
-        self.shown.append("lrnet")
-        return row + 1
+        datas, captions = [prior[g] for g in groups], [f"g{g}" for g in groups]
+        return {"name": "lrnet", "key": ("lrnet", len(groups), cols), "scale": scale,
+                "build": lambda layout, row: _Tiles(layout, row, len(groups), cols),
+                "header": f"LR-Net {name}: {k}×{k} geometry prior (logits) of {which}",
+                "show": lambda s: s.show(datas, captions, scale)}
 
-    def _region(self, row: int) -> int:
+    def _region(self) -> dict | None:
         trace, sel = self.state.trace, self.state.sel
         if "region/geometry" not in trace or sel.object is None or "region/positions" not in trace:
-            return row
+            return None
         geo = np.asarray(trace["region/geometry"], np.float32)
         r = maps.region_row(trace, sel.object)
         if r is None or r >= geo.shape[0]:
-            return row
+            return None
         values = geo[r]  # (K, P)
         pos = np.asarray(trace["region/positions"][r], np.float32).reshape(-1, 2)
         square = maps.square_points(values, pos)
-        scale = color_scale([values], "magma", True, label="G_k")
-        self.colorbar.set_scale(scale)
-        sub = self.plots.addLayout(row=row, col=0)
-        rows, cols = grid_shape(len(values), 4)
-        sub.addLabel(f"region G_k of object {sel.object}", row=0, col=0, colspan=cols)
-        for k in range(len(values)):
-            r, c = divmod(k, cols)
-            if square is not None:
-                vb = sub.addViewBox(row=r + 1, col=c, lockAspect=True, invertY=True, enableMouse=False)
-                data = square[k]
-                item = pg.ImageItem()
-                cell_image(item, data, (0.0, 0.0, float(data.shape[1]), float(data.shape[0])), scale)
-                vb.addItem(item)
-            else:
-                plot = sub.addPlot(row=r + 1, col=c)
-                plot.invertY(True)
-                idx = np.nan_to_num(scale.normalize(values[k]) * 255, nan=0).astype(int)
-                table = lut("magma")
-                plot.addItem(
-                    pg.ScatterPlotItem(
-                        pos[:, 0], pos[:, 1], size=7, brush=[pg.mkBrush(*table[i]) for i in idx], pen=None
-                    )
-                )
-        self.shown.append("region")
-        return row + 1
+        scale = color_scale([values], REGION_CMAP, True, label="G_k")
+        _, cols = grid_shape(len(values), 4)
+        header = f"region G_k of d{sel.object}, {len(values)} parts over the box's positions"
+        if square is not None:
+            datas, captions = list(square), [f"part {k}" for k in range(len(values))]
+            return {"name": "region", "key": ("region-cells", len(values), cols), "scale": scale,
+                    "build": lambda layout, row: _Tiles(layout, row, len(values), cols), "header": header,
+                    "show": lambda s: s.show(datas, captions, scale)}
+        return {"name": "region", "key": ("region-points", len(values), cols), "scale": scale,
+                "build": lambda layout, row: _PointPlots(layout, row, len(values), cols), "header": header,
+                "show": lambda s: s.show(pos, values, scale)}
