@@ -13,9 +13,9 @@ import weakref
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from relviz.views import maps
 from relviz.views.palette import PALETTE, ColorScale, box_color, cmap_table, color_scale
@@ -81,6 +81,35 @@ def shown_map(state) -> maps.Map | None:
         m = maps.point_map(trace, src, sel.point, sel.layer, sel.term, sel.frame)
     _SHOWN = (key, m, weakref.ref(trace))  # a dropped trace is not kept alive by its map
     return m
+
+
+class WhenShown:
+    """For a panel whose work is worth doing only on screen: :meth:`on_screen` says whether it is, and
+    :meth:`came_on_screen` is called when its dock is shown or its tab is brought to the front.
+
+    A tabbed-away dock stays "visible" to Qt (it is moved off the window), so visibility alone cannot tell;
+    the visible region and the dock's ``visibilityChanged`` (emitted on tab switches too) can.  Mix in before
+    QWidget and call :meth:`watch_dock` from ``event``.
+    """
+
+    _dock: QDockWidget | None = None
+
+    def on_screen(self) -> bool:
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def came_on_screen(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def watch_dock(self, event) -> None:
+        """Follow the dock the panel is put in (``event``: the panel's events; a ParentChange looks up)."""
+        if event.type() != QEvent.Type.ParentChange:
+            return
+        dock = self.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        if dock is not None and dock is not self._dock:
+            self._dock = dock
+            dock.visibilityChanged.connect(lambda visible: self.came_on_screen() if visible else None)
 
 
 class _Gradient(QWidget):

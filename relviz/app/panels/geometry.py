@@ -21,7 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape, lut
+from relviz.app.panels.common import ColorBar, WhenShown, cell_image, configure_pyqtgraph, grid_shape, lut
 from relviz.app.state import AppState
 from relviz.views import geometry, maps
 from relviz.views.lrnet import prior_weight
@@ -140,7 +140,7 @@ class _PointPlots:
             scatter.setData(pos[:, 0], pos[:, 1], brush=_brushes(v, scale))
 
 
-class GeometryPanel(QWidget):
+class GeometryPanel(WhenShown, QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
         configure_pyqtgraph()
@@ -205,7 +205,7 @@ class GeometryPanel(QWidget):
 
     def _invalidate(self) -> None:
         """Redraw now if on screen; else remember to (a background tab costs nothing per click)."""
-        if self.isVisible():
+        if self.on_screen():
             self._redraw()
         else:
             self._stale = True
@@ -213,6 +213,13 @@ class GeometryPanel(QWidget):
     def _catch_up(self) -> None:
         if self._stale:
             self._redraw()
+
+    def came_on_screen(self) -> None:
+        self._catch_up()
+
+    def event(self, event) -> bool:
+        self.watch_dock(event)
+        return super().event(event)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

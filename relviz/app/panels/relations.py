@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph
 from relviz.app.state import AppState
@@ -39,14 +40,22 @@ class RelationsPanel(QWidget):
         self.head.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.proposals = QCheckBox("all proposals")
         self.proposals.setToolTip("the matrix over every proposal (query) of the module instead of the detections")
+        for combo in (self.module, self.term, self.head):  # never narrower than their longest entry
+            combo.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.info = QLabel("")
         self.info.setWordWrap(True)
+        # two lines, whatever the text: a click's new text must not re-lay out the window
+        self.info.setFixedHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         top = QHBoxLayout()
         top.addWidget(QLabel("module"))
-        top.addWidget(self.module, 1)
+        top.addWidget(self.module)
         top.addWidget(self.term)
         top.addWidget(self.head)
-        top.addWidget(self.proposals)
+        top.addStretch(1)
+        second = QHBoxLayout()
+        second.addWidget(self.proposals)
+        second.addStretch(1)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setAcceptDrops(False)
@@ -74,11 +83,14 @@ class RelationsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(top)
+        layout.addLayout(second)
         layout.addWidget(self.info)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.colorbar)
 
         self.rel: maps.Relations | None = None
+        self.tick_labels: dict[str, list[str]] = {"left": [], "bottom": []}  # the matrix's axis labels shown
+        self.matrix_plot.getViewBox().sigResized.connect(lambda _: self._set_ticks())
         self.bar_rows: np.ndarray = np.zeros(0, int)  # the entries the bars show, strongest first
         self.picked: tuple[int, int] | None = None  # a clicked cell whose row is a proposal, not a detection
         self._updating = False
@@ -149,12 +161,35 @@ class RelationsPanel(QWidget):
         self.cell_box.setRect(QRectF())
         self.colorbar.set_scale(None)
         self.info.setText(text)
+        self._set_ticks()
+        self.bar_plot.getAxis("bottom").setTicks([[]])
 
-    def _ticks(self, labels: list[str], short: bool) -> list[tuple[float, str]]:
+    def _cell_pixels(self) -> float:
+        """The side of a matrix cell on screen (square cells), or 0 before the plot has its size."""
+        n = len(self.rel) if self.rel is not None else 0
+        vb = self.matrix_plot.getViewBox()
+        return min(vb.width(), vb.height()) / (n * 1.04) if n and vb.width() > 0 else 0.0
+
+    def _ticks(self, labels: list[str], axis: str) -> list[tuple[float, str]]:
+        """Tick labels that never overlap: on the x axis the short names ('d3'), on the y axis the full ones
+        ('d3 circle') while there are at most 12; every n-th entry when the cells are smaller than a label."""
         n = len(labels)
-        step = 1 if n <= MAX_TICKS else int(np.ceil(n / MAX_TICKS))
-        names = [lab.split()[0] if short else lab for lab in labels]  # 'd3' on a crowded axis
+        names = [lab.split()[0] if axis == "bottom" or n > 12 else lab for lab in labels]
+        metrics = QFontMetrics(self.matrix_plot.getAxis(axis).style.get("tickFont") or QFont())
+        need = (max((metrics.horizontalAdvance(t) for t in names), default=0) + 6 if axis == "bottom"
+                else metrics.height())  # the room one label takes along its axis
+        cell = self._cell_pixels()
+        step = max(1, int(np.ceil(need / cell))) if cell > 0 else 1
+        step = max(step, int(np.ceil(n / MAX_TICKS)))
         return [(i + 0.5, names[i]) for i in range(0, n, step)]
+
+    def _set_ticks(self) -> None:
+        """Label the matrix's axes for its entries at the cells' current size (again on every resize)."""
+        labels = self.rel.labels if self.rel is not None else []
+        for axis in ("left", "bottom"):
+            ticks = self._ticks(labels, axis)
+            self.tick_labels[axis] = [t for _, t in ticks]
+            self.matrix_plot.getAxis(axis).setTicks([ticks])  # none without entries (no -1…1 scale)
 
     def _draw(self) -> None:
         rel, sel = self.rel, self.state.sel
@@ -176,9 +211,7 @@ class RelationsPanel(QWidget):
         cell_image(self.matrix_item, m, (0.0, 0.0, float(n), float(n)), scale)
         self.colorbar.set_scale(scale)
         self.matrix_plot.setRange(QRectF(0, 0, n, n), padding=0.02)
-        ticks = self._ticks(rel.labels, short=n > 12)
-        self.matrix_plot.getAxis("left").setTicks([ticks])
-        self.matrix_plot.getAxis("bottom").setTicks([ticks])
+        self._set_ticks()
         head = "mean of heads" if sel.head is None else f"head {sel.head}"
         what = "detections" if rel.over == "detections" else ("queries" if rel.module == DETR_DECODER_MODULE
                                                                 else "proposals")
