@@ -111,7 +111,8 @@ class Controller(QObject):
         self.zoo_ready_at: float | None = None
         self.video: VideoSource | None = None
         self.clip_length: int | None = None
-        self._pending_loads = 0  # zoo listing and model loads in flight
+        self._pending_loads = 0  # model loads (and a start-up waiting for the zoo listing) in flight
+        self._load_requests = 0  # model loads asked for so far
         self._run_after_load = False
         self._frame_busy = False
         self._frame_pending: int | None = None
@@ -222,48 +223,86 @@ class Controller(QObject):
 
     # -- start-up ------------------------------------------------------------------------------------
     def startup(self, paths: list[str], model: str | None = None, device: str | None = None) -> None:
-        """Import the zoo behind the shown window, load a model, open ``paths`` (or the demo scene)."""
-        self._pending_loads += 1
+        """Fill the model list at once, load the first model, open ``paths`` (or the demo scene).
+
+        The model list comes from the zoo's plain data (:func:`relviz.zoo.catalog.cpu_listing`, no torch), so
+        it is there with the window and the first model starts loading at once (its worker imports torch
+        anyway).  The full listing, once torch is imported, only adds GPU devices and their precisions.  When
+        the device (or precision) to start on is one only the full listing can confirm — a saved ``cuda:1``
+        or ``fp16`` — the first model waits for it, as before."""
         self.started = True
         # one request: what start-up says about the paths and the model stays until the user acts
         req = self.state.begin_request()
-
-        def done(info: dict[str, Any]) -> None:
-            self.zoo_ready = True
-            self.zoo_ready_at = time.time()
-            self.state.zoo = info["zoo"]
-            self.state.devices = info["devices"]
-            self.state.precisions_by_device = info["precisions"]
-            self.state.precisions_by_family = info.get("family_precisions", {})
-            if self.settings is not None:  # the Model panel preselects the last choice
-                self.state.choice_hint = self.settings.model_choice()
-            self.state.zooChanged.emit()
-            choice = self._initial_choice(model, device, req)
-            if choice is not None:
-                self.load_model(choice, req)
-            self._load_finished()
-            if choice is None:
-                if model is None and self.loaded is None and not self._loading:
-                    trace_open = self._traces_opening > 0 or self.state.source_kind == "trace"
-                    self.state.info(
-                        "no model loaded: the bundled demo weights are not installed yet — choose a "
-                        "model (random weights) or open a checkpoint",
-                        "info" if trace_open else "warning",
-                        MODEL,
-                        req,
-                    )
-
-        def failed(text: str) -> None:
-            self._load_finished()
-            self.state.zooChanged.emit()
-
-        self._start("loading the model zoo", _zoo_listing, done=done, failed=failed, topic=MODEL, request=req)
+        requested = self._load_requests
         if paths:
             self.open_paths(paths, req)
         else:
             demo = self._demo_scene()
             if demo is not None:
                 self.open_paths([str(demo)], req)
+        checkpoint_given = self._load_requests > requested  # a checkpoint among the paths is the model
+        from relviz.zoo.catalog import cpu_listing
+
+        self._apply_listing(cpu_listing())
+        now = self._choice_known_without_torch(device)
+        if now:
+            self._start_initial_model(model, device, req, checkpoint_given, held=0)
+        else:
+            self._pending_loads += 1  # a run asked for meanwhile waits for the model chosen after the listing
+
+        def done(info: dict[str, Any]) -> None:
+            self.zoo_ready = True
+            self.zoo_ready_at = time.time()
+            self._apply_listing(info)
+            if not now:
+                self._start_initial_model(model, device, req, checkpoint_given, held=1)
+                self._load_finished()
+
+        def failed(text: str) -> None:
+            if not now:
+                self._load_finished()
+            self.state.zooChanged.emit()
+
+        self._start("listing devices", _zoo_listing, done=done, failed=failed, topic=MODEL, request=req)
+
+    def _apply_listing(self, info: dict[str, Any]) -> None:
+        """The model list, devices and precisions into the state (the catalog's first, the zoo's later)."""
+        self.state.zoo = info["zoo"]
+        self.state.devices = info["devices"]
+        self.state.precisions_by_device = info["precisions"]
+        self.state.precisions_by_family = info.get("family_precisions", {})
+        if self.settings is not None:  # the Model panel preselects the last choice
+            self.state.choice_hint = self.settings.model_choice()
+        self.state.zooChanged.emit()
+
+    def _choice_known_without_torch(self, device: str | None) -> bool:
+        """Whether the device and precision to start on are ones the catalog's listing already offers."""
+        saved = self.settings.model_choice() if self.settings else {}
+        dev = device or saved.get("device") or "auto"
+        if dev not in self.state.devices:
+            return False
+        precision = saved.get("precision") or "fp32"
+        return device is not None or precision in self.state.precisions_by_device.get(dev, ["fp32"])
+
+    def _start_initial_model(
+        self, model: str | None, device: str | None, request: int, checkpoint_given: bool, held: int
+    ) -> None:
+        """Load the model asked for, the saved one or the best bundled demo; say so when there is none
+        (``held``: the start-up's own count in the loads in flight)."""
+        if checkpoint_given and model is None:
+            return
+        choice = self._initial_choice(model, device, request)
+        if choice is not None:
+            self.load_model(choice, request)
+        elif model is None and self.loaded is None and self._pending_loads == held:
+            trace_open = self._traces_opening > 0 or self.state.source_kind == "trace"
+            self.state.info(
+                "no model loaded: the bundled demo weights are not installed yet — choose a "
+                "model (random weights) or open a checkpoint",
+                "info" if trace_open else "warning",
+                MODEL,
+                request,
+            )
 
     def _initial_choice(
         self, model: str | None, device: str | None, request: int | None = None
@@ -473,6 +512,7 @@ class Controller(QObject):
         the error stays, and the status bar and the Model panel say which model is still loaded."""
         req = self.state.begin_request() if request is None else request
         self._pending_loads += 1
+        self._load_requests += 1
         if self.state.image is not None and self.state.source_kind != "trace":
             self._run_after_load = True
 

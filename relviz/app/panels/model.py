@@ -124,9 +124,14 @@ class ModelPanel(QWidget):
 
         self._checkpoint: str | None = None
         self._hinted = False
+        # the saved device and precision wait for a listing that offers them (a GPU is listed once torch is
+        # imported, after the model list itself); the user's own pick in a combo ends the wait
+        self._pending: dict[str, str] = {}
         self.zoo.currentIndexChanged.connect(self._on_zoo)
         self.load.clicked.connect(self.request_load)
         self.device.currentTextChanged.connect(lambda _: self._on_device())
+        self.device.activated.connect(lambda _: self._pending.clear())  # the user's pick, not a listing's
+        self.precision.activated.connect(lambda _: self._pending.pop("precision", None))
         self.weights.currentIndexChanged.connect(lambda _: self._on_device())
         self.open_ckpt.clicked.connect(self._open_checkpoint)
         self.run.clicked.connect(state.runRequested.emit)
@@ -154,17 +159,22 @@ class ModelPanel(QWidget):
         hint = self.state.choice_hint if self.state.zoo and not self._hinted else {}
         if hint:
             self._hinted = True  # the saved choice preselects once, when the zoo arrives
+            self._pending = {k: hint[k] for k in ("device", "precision") if hint.get(k)}
         idx = self.zoo.findData(hint.get("name") or current or self.state.model.name)
         self.zoo.setCurrentIndex(max(idx, 0))
         self.zoo.blockSignals(False)
         self._on_zoo()
         self.device.blockSignals(True)
-        dev = hint.get("device") or self.device.currentText() or "auto"
+        dev = self.device.currentText() or "auto"
+        if self._pending.get("device") in self.state.devices:
+            dev = self._pending.pop("device")
         self.device.clear()
         self.device.addItems(self.state.devices)
         self.device.setCurrentText(dev if dev in self.state.devices else "auto")
         self.device.blockSignals(False)
         self._on_device()
+        if "device" not in self._pending and self._pending.get("precision") in self.precision_options():
+            self.precision.setCurrentText(self._pending.pop("precision"))
         fit_popup(self.zoo)
         fit_popup(self.device)
 
