@@ -124,3 +124,16 @@ def test_a_saved_gpu_device_waits_for_the_full_listing(qtbot, start, settings, i
     qtbot.waitUntil(lambda: zoo.loads() != [], timeout=WAIT)
     assert zoo.loads() == [("load", "demo-lrnet", "cuda:0", "fp16")]
     assert window.model_panel.device.currentText() == "cuda:0" and window.model_panel.precision.currentText() == "fp16"
+
+
+def test_a_checkpoint_given_at_start_up_is_the_model_loaded(qtbot, start, image, tmp_path):
+    import torch
+
+    window, zoo = start
+    ckpt = tmp_path / "mine.pth"
+    torch.save({"model": {"w": torch.zeros(2)}}, ckpt)
+    window.controller.startup([str(ckpt), image])
+    zoo.release.set()
+    qtbot.waitUntil(lambda: "listing done" in zoo.events, timeout=WAIT)
+    qtbot.waitUntil(window.controller.idle, timeout=WAIT)
+    assert zoo.loads() == [("load", None, "auto", "fp32")]  # the checkpoint only, no demo model after it
