@@ -198,3 +198,42 @@ def test_command_line_trace_and_export(media, tmp_path):
         )
         == 2
     )
+
+
+def _drawn_colour(fig, im, row: int, col: int, dpi: int = 100) -> np.ndarray:
+    """The RGB on the canvas at the centre of cell (row, col) of image ``im``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    left, right, bottom, top = im.get_extent()
+    rows, cols = im.get_array().shape[:2]
+    x = left + (col + 0.5) * (right - left) / cols
+    y = top + (row + 0.5) * (bottom - top) / rows
+    px, py = im.axes.transData.transform((x, y))
+    buf = np.asarray(canvas.buffer_rgba())
+    return buf[int(buf.shape[0] - py), int(px), :3].astype(int)
+
+
+def test_geometry_priors_tiles_show_every_layer_and_group(traces):
+    """One tile per layer × group, each the layer's prior (logits), drawn in the shared colour range."""
+    trace = traces["lrnet"]
+    fig = render_view(trace, "geometry-priors", ViewOptions(term="geometry"))
+    tiles = [im for ax in fig.axes for im in ax.images]
+    names = ["stem", "res2.0", "res3.0", "res4.0", "res5.0"]
+    priors = [np.asarray(trace[f"lrnet/{n}/geometry"], np.float32) for n in names]
+    assert len(tiles) == sum(min(p.shape[0], 16) for p in priors)
+    for im, (r, g) in zip(tiles, [(r, g) for r, p in enumerate(priors) for g in range(min(p.shape[0], 16))],
+                          strict=True):
+        np.testing.assert_allclose(np.ma.getdata(im.get_array()), priors[r][g], rtol=1e-6)
+    lows = {round(im.norm.vmin, 6) for im in tiles}
+    assert len(lows) == 1  # one shared, symmetric range
+    assert np.isclose(-tiles[0].norm.vmin, tiles[0].norm.vmax)
+    # on the canvas: a tile's cell is its value's colour, in its own place
+    last = tiles[-1]
+    value = np.ma.getdata(last.get_array())[0, -1]
+    expected = (np.asarray(last.cmap(last.norm(value))[:3]) * 255).round()
+    assert np.abs(_drawn_colour(fig, last, 0, last.get_array().shape[1] - 1) - expected).max() <= 2
+    extents = {tuple(np.round(im.get_extent(), 6)) for im in tiles}
+    assert len(extents) == len(tiles)  # no two tiles on top of each other

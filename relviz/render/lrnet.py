@@ -28,6 +28,7 @@ from relviz.render.figure import (
     value_image,
 )
 from relviz.render.selection import Setting, check_panels
+from relviz.render.tiles import Tiles
 from relviz.render.views import ViewOptions, register_view
 from relviz.views.lrnet import (  # noqa: F401 - re-exported: the kernels are computed in the views layer
     PixelKernels,
@@ -65,22 +66,6 @@ def _crop(image: np.ndarray | None, extent: tuple[float, float, float, float]):
     if a1 <= a0 or b1 <= b0:
         return None, None
     return image[b0:b1, a0:a1], (a0, a1, b1, b0)
-
-
-def _kernel_panel(ax, crop, crop_extent, values: np.ndarray, extent, norm: Normalize, cmap: str, title: str | None):
-    x0, x1, y0, y1 = extent
-    ax.set_facecolor("#808080")
-    if crop is not None:
-        photo(ax, crop, crop_extent)
-    im = value_image(ax, values, cmap, norm, extent=(x0, x1, y1, y0), alpha=0.7)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y1, y0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_aspect("equal")
-    if title:
-        ax.set_title(title, fontsize=7)
-    return im
 
 
 def _range(values: list[np.ndarray], symmetric: bool) -> Normalize:
@@ -133,34 +118,29 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     classes = top_classes(trace)
     if classes:
         ax.set_xlabel("\n".join(f"{name}: {p:.2f}" for name, p in classes), fontsize=7)
-    axes = right.subplots(rows, 3 * group_cols, squeeze=False)
-    mappables: dict[str, list] = {key: [] for key, *_ in terms}
+    grid = right.add_subplot()
+    window = (x0, x1, y1, y0)  # the panels' extent: (left, right, bottom, top) in image pixels
+    bars = options.colorbar and options.shared_range
+    tiles = Tiles(grid, rows, 3 * group_cols, aspect=(y1 - y0) / (x1 - x0), gap=0.3, below=0.8 if bars else 0.0)
+    mappables: dict[str, object] = {}
     for n, g in enumerate(groups):
         r, gc = n % rows, n // rows
         for t, (key, values, cmap, symmetric, label) in enumerate(terms):
-            a = axes[r, 3 * gc + t]
+            c = 3 * gc + t
+            tiles.background(r, c, "#808080")
+            if crop is not None:
+                photo(grid, crop, tiles.extent(r, c, window, crop_extent)).set_clip_path(tiles.clip(r, c))
             norm = norms[key] or _range([values[g]], symmetric)
-            title = label if r == 0 else None
-            im = _kernel_panel(a, crop, crop_extent, values[g], extent, norm, cmap, title)
+            mappables[key] = value_image(grid, values[g], cmap, norm, extent=tiles.extent(r, c, window), alpha=0.7)
+            tiles.frame(r, c)
+            if r == 0:
+                tiles.title(r, c, label, fontsize=7)
             if t == 0:
-                a.set_ylabel(f"group {g}", fontsize=7)
-            mappables[key].append((a, im))
-    for r in range(rows):
-        for gc in range(group_cols):
-            if gc * rows + r >= len(groups):
-                for t in range(3):
-                    axes[r, 3 * gc + t].axis("off")
-    if options.colorbar:
-        for key, *_ in terms:
-            if mappables[key] and options.shared_range:
-                right.colorbar(
-                    mappables[key][0][1],
-                    ax=[a for a, _ in mappables[key][:rows]],  # the first column of groups: no overlap
-                    location="bottom",
-                    shrink=0.9,
-                    aspect=12,
-                    label="ω" if key == "weight" else "logit",
-                )
+                tiles.row_label(r, c, f"group {g}")
+    if bars:
+        for t, (key, *_) in enumerate(terms):
+            cax = tiles.below_axes(t, t)
+            right.colorbar(mappables[key], cax=cax, orientation="horizontal", label="ω" if key == "weight" else "logit")
     total = kernels.geometry.shape[0]
     shown = f"groups {groups[0]}–{groups[-1]} of {total}" if len(groups) > 1 else f"group {groups[0]} of {total}"
     k = kernels.geometry.shape[-1]
@@ -207,24 +187,21 @@ def geometry_priors_view(trace: Trace, options: ViewOptions) -> Figure:
     height = options.height or 0.6 + 0.75 * len(names)
     fig = new_figure(width, height)
     count_nonfinite(fig, *priors)
-    axes = fig.subplots(len(names), cols, squeeze=False)
+    ax = fig.add_subplot()
+    tiles = Tiles(ax, len(names), cols)
     im = None
     for r, (name, prior) in enumerate(zip(names, priors, strict=True)):
-        for c in range(cols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c >= prior.shape[0]:
-                ax.axis("off")
-                continue
-            im = value_image(ax, prior[c], cmap, norm or _range([prior[c]], symmetric))
+        tiles.row_label(r, 0, name)
+        for c in range(min(cols, prior.shape[0])):
+            k = prior.shape[-1]
+            im = value_image(ax, prior[c], cmap, norm or _range([prior[c]], symmetric),
+                             extent=tiles.extent(r, c, (0, k, k, 0)))
+            tiles.frame(r, c)
             if r == 0:
-                ax.set_title(f"g{c}", fontsize=6)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=7)
+                tiles.title(r, c, f"g{c}")
     label = "geometry prior (logit)" if symmetric else "softmax of the geometry prior"
     if options.colorbar and im is not None and norm is not None:
-        colorbar(fig, im, axes.ravel().tolist(), label)
+        colorbar(fig, im, ax, label)
     total = max(int(trace.shape(f"lrnet/{n}/geometry")[0]) for n in names)
     more = f" (first {cols} of up to {total} groups)" if total > cols else ""
     fig.suptitle(f"LR-Net geometry priors, rows = layers, columns = groups{more}", fontsize=9)

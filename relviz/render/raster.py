@@ -27,27 +27,50 @@ _OWN = ("nearest", "bilinear")
 class PixelImage(AxesImage):
     """An :class:`~matplotlib.image.AxesImage` that scales its colours, not its values, to the output pixels."""
 
+    #: the last image made — (placement, interpolation, alpha) and the pixels — reused when a figure with a
+    #: layout engine is drawn twice (the layout pass, then the real one)
+    _drawn: tuple | None = None
+
+    def set_data(self, A) -> None:  # noqa: N803 - matplotlib's name
+        self._drawn = None
+        super().set_data(A)
+
+    def set_alpha(self, alpha) -> None:
+        self._drawn = None
+        super().set_alpha(alpha)
+
+    def changed(self) -> None:  # the norm or the colormap changed
+        self._drawn = None
+        super().changed()
+
     def make_image(self, renderer, magnification: float = 1.0, unsampled: bool = False):
         interpolation = self.get_interpolation()
         data = self.get_array()
         photo = data is not None and data.ndim == 3
-        if unsampled or interpolation not in _OWN or (interpolation == "bilinear" and not photo):
+        alpha = self.get_alpha()
+        own = interpolation == "nearest" or (interpolation == "bilinear" and photo)
+        if unsampled or not own or (alpha is not None and np.ndim(alpha) > 0):
             return super().make_image(renderer, magnification, unsampled)
         place = self._placement(magnification)
         if place is None:
             return super().make_image(renderer, magnification, unsampled)
         if place == "empty":
             return None, 0, 0, None
-        rgba = self._colours()
-        if rgba is None:
-            return super().make_image(renderer, magnification, unsampled)
-        (x0, y0, width, height), (u0, u1), (v0, v1) = place
-        if interpolation == "nearest":
-            out = _nearest(rgba, width, height, (u0, u1), (v0, v1))
+        (x0, y0, width, height), us, vs = place
+        key = (place, interpolation, alpha)
+        if self._drawn is not None and self._drawn[0] == key:
+            out = self._drawn[1]
         else:
-            out = _bilinear(rgba, width, height, (u0, u1), (v0, v1))
-            if out is None:
+            source = self._colours(rgb=interpolation == "bilinear")
+            if source is None:
                 return super().make_image(renderer, magnification, unsampled)
+            if interpolation == "nearest":
+                out = _nearest(source, width, height, us, vs)
+            else:
+                out = _bilinear(source, width, height, us, vs, 255 if alpha is None else round(255 * float(alpha)))
+                if out is None:
+                    return super().make_image(renderer, magnification, unsampled)
+            self._drawn = (key, out)
         return out, x0 / magnification, y0 / magnification, IdentityTransform()
 
     def _placement(self, magnification: float):
@@ -88,13 +111,12 @@ class PixelImage(AxesImage):
 
         return (x0, y0, width, height), (u(x0), u(x1)), (v(y0), v(y1))  # the output's row 0 is its bottom (y0)
 
-    def _colours(self) -> np.ndarray | None:
+    def _colours(self, rgb: bool = False) -> np.ndarray | None:
         """The image's RGBA, uint8, at its own resolution: values through the norm and colormap (NaN and
-        masked as the colormap's 'bad' colour), photos as they are; the scalar alpha applied."""
+        masked as the colormap's 'bad' colour), photos as they are; the scalar alpha applied.  With ``rgb``,
+        an opaque photo stays RGB (its alpha is added after scaling, which then needs no premultiplying)."""
         data = self.get_array()
         alpha = self.get_alpha()
-        if alpha is not None and np.ndim(alpha) > 0:
-            return None
         if data.ndim == 2:
             rgba = self.to_rgba(data, bytes=True, norm=True)
         elif data.shape[-1] in (3, 4):
@@ -102,6 +124,8 @@ class PixelImage(AxesImage):
             if values.dtype != np.uint8:
                 values = np.clip(np.nan_to_num(values.astype(np.float32)) * 255 + 0.5, 0, 255).astype(np.uint8)
             if values.shape[-1] == 3:
+                if rgb:
+                    return np.ascontiguousarray(values)
                 values = np.concatenate([values, np.full(values.shape[:2] + (1,), 255, np.uint8)], axis=-1)
             rgba = values
         else:
@@ -121,22 +145,29 @@ def _nearest(rgba: np.ndarray, width: int, height: int, us: tuple[float, float],
     cv = vs[0] + (np.arange(height) + 0.5) * (vs[1] - vs[0]) / height
     ci = np.clip(np.floor(cu).astype(np.intp), 0, cols - 1)
     ri = np.clip(np.floor(cv).astype(np.intp), 0, rows - 1)
-    return rgba[ri[:, None], ci[None, :]]
+    packed = rgba.view(np.uint32).reshape(rows, cols)  # one 4-byte pixel per element: a quarter of the gathers
+    return packed.take(ri, axis=0).take(ci, axis=1).view(np.uint8).reshape(height, width, 4)
 
 
-def _bilinear(rgba: np.ndarray, width: int, height: int, us: tuple[float, float],
-              vs: tuple[float, float]) -> np.ndarray | None:
-    """The source box scaled bilinearly (Pillow's filter, which also averages when it shrinks, in
-    premultiplied alpha), bottom row first; None for a mirrored placement, which matplotlib draws instead."""
-    rows, cols = rgba.shape[:2]
+def _bilinear(source: np.ndarray, width: int, height: int, us: tuple[float, float],
+              vs: tuple[float, float], alpha: int = 255) -> np.ndarray | None:
+    """The source box scaled bilinearly (Pillow's filter, which also averages when it shrinks; RGBA in
+    premultiplied alpha), bottom row first; an RGB source gets ``alpha`` after.  None for a mirrored
+    placement, which matplotlib draws instead."""
+    rows, cols = source.shape[:2]
     top, bottom = vs[1], vs[0]  # the output's bottom row (vs[0]) lies below its top row in the source
     if us[1] <= us[0] or bottom <= top:
         return None
     box = (max(0.0, us[0]), max(0.0, top), min(float(cols), us[1]), min(float(rows), bottom))
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
-    scaled = Image.fromarray(rgba, "RGBA").resize((width, height), Image.Resampling.BILINEAR, box=box)
-    return np.ascontiguousarray(np.asarray(scaled)[::-1])  # writable, bottom row first, as the renderer takes it
+    mode = "RGB" if source.shape[-1] == 3 else "RGBA"
+    scaled = np.asarray(Image.fromarray(source, mode).resize((width, height), Image.Resampling.BILINEAR, box=box))
+    out = np.empty((height, width, 4), np.uint8)  # writable and bottom row first, as the renderer takes it
+    out[..., :scaled.shape[-1]] = scaled[::-1]
+    if mode == "RGB":
+        out[..., 3] = alpha
+    return out
 
 
 def show(ax: Axes, data: Any, *, extent: tuple[float, float, float, float] | None = None,
