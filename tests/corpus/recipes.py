@@ -131,10 +131,11 @@ def _output_cases(folder: Path, tr: Path, image: Path) -> list[Case]:
     path = write_json(folder / "onto-trace.json", recipe(as_png, as_png))
     cases.append(Case("output-is-its-trace", ["export", "--recipe", str(path)], message="is the trace it draws",
                       unchanged=[str(as_png), str(path)]))
-    own = folder / "own.recipe.json"  # replayed in place, it would rewrite itself
+    own = folder / "own.recipe.json"  # drawn to another figure whose recipe would replace it
     write_json(own, recipe(tr, folder / "own.png"))
-    cases.append(Case("output-recipe-is-the-recipe", ["export", "--recipe", str(own)],
+    cases.append(Case("output-recipe-is-the-recipe", ["export", "--recipe", str(own), "--out", str(folder / "own.svg")],
                       message="is the recipe being replayed", unchanged=[str(own)]))
+    cases.append(Case("replayed-in-place", ["export", "--recipe", str(own)], expect=0))  # regenerates own.png
     onto_image = write_json(folder / "onto-image.json",
                             recipe(tr, image, trace=None, source={**SMALL_SOURCE, "input": str(image)}))
     cases.append(Case("output-is-the-input-image", ["export", "--recipe", str(onto_image)], message="is the input",
