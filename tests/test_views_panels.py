@@ -46,6 +46,17 @@ def drawn(item) -> np.ndarray:
     return values
 
 
+def tile(mosaic, i: int) -> np.ndarray:
+    """The numbers tile ``i`` of a mosaic shows, after checking the cells on screen carry their colours."""
+    values, scale = mosaic.tiles[i], mosaic.scales[i]
+    rgba = mosaic.tile_pixels(i)
+    assert rgba.shape == (*values.shape, 4)
+    finite = np.isfinite(values)
+    np.testing.assert_array_equal(rgba[..., :3][finite], colorize(values, scale)[finite])
+    assert (rgba[..., 3][~finite] == 0).all()
+    return values
+
+
 def test_canvas_draws_the_map_as_its_cells_with_the_shared_colour_scale(qtbot, window):
     trace = synthetic_trace()
     show(window, trace, qtbot)
@@ -64,14 +75,14 @@ def test_canvas_draws_the_map_as_its_cells_with_the_shared_colour_scale(qtbot, w
     assert bar.texts() == (f"{scale.lo:.3g}", f"{scale.hi:.3g}", "(attention, shared range)")
     # the small multiples: every head and the mean, in the very same range as the canvas
     panel = window.attention_panel
-    assert [t.title.textItem.toPlainText() for t in panel.tiles] == ["head 0", "head 1", "head 2", "mean"]
-    for tile, data in zip(panel.tiles, [*m.values, m.values.mean(0)], strict=True):
-        np.testing.assert_allclose(drawn(tile.image), data, rtol=1e-6)
-        assert tile.image.scale == scale
+    assert panel.plots.captions.texts == ["head 0", "head 1", "head 2", "mean"]
+    for i, data in enumerate([*m.values, m.values.mean(0)]):
+        np.testing.assert_allclose(tile(panel.plots, i), data, rtol=1e-6)
+        assert panel.plots.scales[i] == scale
     assert panel.colorbar.scale == scale
     # per-map ranges on request, and the bar says so
     panel.shared.setChecked(False)
-    assert (panel.tiles[2].image.scale.lo, panel.tiles[2].image.scale.hi) == pytest.approx(
+    assert (panel.plots.scales[2].lo, panel.plots.scales[2].hi) == pytest.approx(
         (m.values[2].min(), m.values[2].max()))
     assert panel.colorbar.texts()[2] == "(attention, per map)"
 
@@ -122,13 +133,13 @@ def test_lrnet_kernels_are_shown_large_with_prior_and_appearance(qtbot, window):
     window.state.select(source="lrnet", point=(40.0, 40.0), head=1, term="weight")
     qtbot.wait(20)
     panel = window.attention_panel
-    assert panel.groups == [1] and len(panel.tiles) == 3
+    assert panel.groups == [1] and len(panel.plots.tiles) == 3
     w = trace["lrnet/stage1/weight"][1, :, 2, 2].reshape(3, 3)
     a = trace["lrnet/stage1/appearance"][1, :, 2, 2].reshape(3, 3)
-    np.testing.assert_array_equal(drawn(panel.tiles[0].image), w)
-    np.testing.assert_array_equal(drawn(panel.tiles[1].image), trace["lrnet/stage1/geometry"][1])
-    np.testing.assert_array_equal(drawn(panel.tiles[2].image), a)
-    assert [t.title.textItem.toPlainText() for t in panel.tiles] == ["g1 ω", "g1 prior", "g1 Φ"]
+    np.testing.assert_array_equal(tile(panel.plots, 0), w)
+    np.testing.assert_array_equal(tile(panel.plots, 1), trace["lrnet/stage1/geometry"][1])
+    np.testing.assert_array_equal(tile(panel.plots, 2), a)
+    assert panel.plots.captions.texts == ["g1 ω", "g1 prior", "g1 Φ"]
     # the canvas draws the group's 3×3 kernel as cells over the window around the point
     item = window.canvas.heat_item
     np.testing.assert_array_equal(drawn(item), w)
@@ -137,7 +148,7 @@ def test_lrnet_kernels_are_shown_large_with_prior_and_appearance(qtbot, window):
     # the mean of groups: the strongest groups are shown, each a row of three tiles
     window.state.select(head=None)
     qtbot.wait(20)
-    assert panel.groups and len(panel.tiles) == 3 * len(panel.groups)
+    assert panel.groups and len(panel.plots.tiles) == 3 * len(panel.groups)
     # the geometry panel shows priors as k×k cells, not dots
     geo = window.geometry_panel
     assert "lrnet" in geo.shown and geo.prior_groups

@@ -9,8 +9,7 @@ picked group, or the strongest few, the weight ω beside its geometry prior and 
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,39 +21,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, grid_shape, shown_map
+from relviz.app.panels.common import ColorBar, configure_pyqtgraph, grid_shape, shown_map
+from relviz.app.panels.mosaic import Mosaic
 from relviz.app.state import AppState
 from relviz.views import maps
 from relviz.views.lrnet import STRONGEST_GROUPS, strongest_groups
 from relviz.views.palette import DIVERGING_CMAP, color_scale, scales
-
-
-class _Tile:
-    def __init__(self, layout: pg.GraphicsLayout, row: int, col: int, on_click):
-        self.vb = layout.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMouse=False)
-        self.vb.setMenuEnabled(False)
-        self.image = pg.ImageItem()
-        self.vb.addItem(self.image)
-        self.frame = pg.QtWidgets.QGraphicsRectItem()
-        self.frame.setPen(pg.mkPen(None))
-        self.vb.addItem(self.frame, ignoreBounds=True)  # its pen width must not widen the range
-        self.title = pg.TextItem("", color="#ffffff", anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
-        self.vb.addItem(self.title, ignoreBounds=True)  # the title must not widen the auto range
-        self.head: int | None = None  # what a click on the tile selects (a head, a group; None: the mean)
-        self.image.mouseClickEvent = lambda ev: on_click(self.head)
-        self._title = ""
-        self._outline: tuple[str | None, float] = (None, 0)
-
-    def set_title(self, text: str) -> None:
-        if text != self._title:  # a text item re-lays out its document on every setText
-            self._title = text
-            self.title.setText(text)
-
-    def set_outline(self, color: str | None, width: float = 3) -> None:
-        """The tile's frame: the chosen head's highlight, a kernel window's extent, or none."""
-        if (color, width) != self._outline:
-            self._outline = (color, width)
-            self.frame.setPen(pg.mkPen(color, width=width, cosmetic=True) if color else pg.mkPen(None))
 
 
 class AttentionPanel(QWidget):
@@ -90,8 +62,7 @@ class AttentionPanel(QWidget):
         # three lines, whatever the text: a hover's new text must not re-lay out the window
         self.info.setFixedHeight(3 * self.info.fontMetrics().lineSpacing() + 4)
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.plots = pg.GraphicsLayoutWidget()
-        self.plots.setAcceptDrops(False)
+        self.plots = Mosaic(on_click=self._on_tile_index)
         self.colorbar = ColorBar()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -100,14 +71,15 @@ class AttentionPanel(QWidget):
         layout.addWidget(self.info)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.colorbar)
-        self.tiles: list[_Tile] = []
-        self.tile_data: list[np.ndarray] = []  # what each tile shows (its cells), for tests
+        self.tile_data: list[np.ndarray] = []  # what each tile shows (its cells)
         self.tile_scales: list = []  # each tile's colour scale
+        self.tile_titles: list[str] = []
+        self.tile_heads: list[int | None] = []  # what a click on each tile selects (head, group; None: the mean)
+        self.tile_outlines: list[tuple[str, float] | None] = []  # the chosen tile's highlight, kernel windows
         self.groups: list[int] = []  # LR-Net: the groups shown, one row of three tiles each
         self.map: maps.Map | None = None
         self._updating = False
         self._pending = False
-        self._shapes: list[tuple[int, ...]] = []
         self.source.currentIndexChanged.connect(self._on_source)
         self.layer.valueChanged.connect(self._on_layer)
         self.mean_box.toggled.connect(self._on_mean)
@@ -161,36 +133,17 @@ class AttentionPanel(QWidget):
         self.map = shown_map(st)  # the canvas's map: computed once for both
         self._draw()
 
-    def _ensure_tiles(self, n: int, cols: int | None = None, heads: list[int | None] | None = None) -> None:
-        heads = heads if heads is not None else [None if i == n - 1 and n > 1 else i for i in range(n)]
-        key = (n, cols)
-        if getattr(self, "_layout_key", None) == key:  # the same tiles, new heads: no rebuild on a hover
-            for tile, head in zip(self.tiles, heads, strict=True):
-                tile.head = head
-            return
-        self._layout_key = key
-        self._shapes = []
-        self.plots.clear()
-        self.tiles = []
-        rows, cols = grid_shape(n) if cols is None else (int(np.ceil(n / cols)) if n else 0, cols)
-        for i in range(n):
-            r, c = divmod(i, cols)
-            self.tiles.append(_Tile(self.plots.ci, r, c, self._on_tile))
-            self.tiles[-1].head = heads[i]
-        grid = self.plots.ci.layout  # equal rows and columns, however many tiles the last row has
-        for r in range(rows):
-            grid.setRowStretchFactor(r, 1)
-            grid.setRowPreferredHeight(r, 10)
-        for c in range(cols):
-            grid.setColumnStretchFactor(c, 1)
-            grid.setColumnPreferredWidth(c, 10)
+    def _show_tiles(self, data: list[np.ndarray], tile_scales: list, titles: list[str], heads: list[int | None],
+                    cols: int, outlines: list[tuple[str, float] | None]) -> None:
+        self.tile_data, self.tile_scales, self.tile_titles = list(data), list(tile_scales), list(titles)
+        self.tile_heads, self.tile_outlines = list(heads), list(outlines)
+        self.plots.show_tiles(data, tile_scales, titles, cols, outlines)
 
     def _draw(self) -> None:
         m, sel = self.map, self.state.sel
         self.groups = []
         if m is None:
-            self._ensure_tiles(0)
-            self.tile_data, self.tile_scales = [], []
+            self._show_tiles([], [], [], [], 1, [])
             self.colorbar.set_scale(None)
             src = self.state.current_source()
             if self.state.trace is None:
@@ -210,19 +163,18 @@ class AttentionPanel(QWidget):
         heads = m.values.shape[0]
         shared = self.shared.isChecked()
         tile_scales = scales(tiles, shared, symmetric=m.symmetric, label=m.unit)
-        self._ensure_tiles(len(tiles))
         frame = maps.time_step(m, self.state.trace, sel.frame)
-        for i, (tile, data, scale) in enumerate(zip(self.tiles, tiles, tile_scales, strict=False)):
-            self._show(tile, data, scale, titles[i])
+        outlines, picks = [], []
+        for i in range(len(tiles)):
             is_mean = heads > 1 and i == len(tiles) - 1 and m.axis == "head"
             if m.axis == "frame":
                 chosen = i == frame
             else:
                 chosen = (sel.head is None and is_mean) or (sel.head == i and not is_mean) or heads == 1
-            tile.set_outline("#00ff88" if chosen else None)
-        self.tile_data, self.tile_scales = list(tiles), tile_scales
+            outlines.append(("#00ff88", 3.0) if chosen else None)
+            picks.append(None if is_mean else i)
+        self._show_tiles(tiles, tile_scales, titles, picks, grid_shape(len(tiles))[1], outlines)
         self.colorbar.set_scale(tile_scales[0] if shared else m.scale(shared=False, head=sel.head, frame=frame))
-        self._refit([t.shape for t in tiles])
         self.info.setText(m.title + (" · one range shared by the tiles and the canvas" if shared
                                      else " · each tile its own range"))
 
@@ -258,43 +210,19 @@ class AttentionPanel(QWidget):
                 titles.append(f"g{g} {name}")
                 tile_scales.append(by_column[c][r])
                 heads.append(g)
-        self._ensure_tiles(len(data), cols=3, heads=heads)
-        for tile, values, scale, title in zip(self.tiles, data, tile_scales, titles, strict=True):
-            self._show(tile, values, scale, title)
-            tile.set_outline("#6a6a6a", 1)  # the k×k window's extent: cells outside the image stay blank
-        self.tile_data, self.tile_scales = data, tile_scales
+        # each k×k window outlined: its cells outside the image stay blank
+        self._show_tiles(data, tile_scales, titles, heads, 3, [("#6a6a6a", 1.0)] * len(data))
         self.colorbar.set_scale(tile_scales[0] if tile_scales else None)
-        self._refit([d.shape for d in data])
         k = weight.shape[-1]
         which = f"group {groups[0]}" if sel.head is not None else (
             f"the {len(groups)} strongest of {len(weight)} groups (largest ω in the window)")
         self.info.setText(f"{m.title}: {k}×{k} kernels of {which} · ω, geometry prior, appearance Φ "
                           f"({'ranges shared down each column' if shared else 'each tile its own range'})")
 
-    @staticmethod
-    def _show(tile: _Tile, data: np.ndarray, scale, title: str) -> None:
-        rows, cols = data.shape
-        cell_image(tile.image, data, (0.0, 0.0, float(cols), float(rows)), scale)
-        tile.set_title(title)
-        if tile.frame.rect() != QRectF(0, 0, cols, rows):
-            tile.frame.setRect(QRectF(0, 0, cols, rows))
-
-    def _refit(self, shapes: list[tuple[int, ...]]) -> None:
-        if self._shapes != shapes:
-            self._shapes = shapes
-            QTimer.singleShot(0, self._fit_tiles)  # once the layout has given the tiles their sizes
-
-    def _fit_tiles(self) -> None:
-        for tile in self.tiles:
-            tile.vb.autoRange(padding=0.02)
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_tiles()
-
     # -- view → state --------------------------------------------------------------------------------
-    def _on_tile(self, head: int | None) -> None:
-        self.state.select(head=head)
+    def _on_tile_index(self, index: int) -> None:
+        if 0 <= index < len(self.tile_heads):
+            self.state.select(head=self.tile_heads[index])
 
     def _on_source(self, index: int) -> None:
         if not self._updating and index >= 0:

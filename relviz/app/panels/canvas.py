@@ -35,8 +35,27 @@ from relviz.views.selection import captions
 MAX_ARROWS = TOP_RELATIONS  # the selected object's strongest relations, as many as the Relations bars
 
 
+class _Layer(pg.GraphicsObject):
+    """One layer of the overlay, painted by ``paint_fn`` over the overlay's bounds."""
+
+    def __init__(self, parent: OverlayItem, paint_fn, behind: bool = False):
+        super().__init__(parent)
+        self.overlay = parent
+        self.paint_fn = paint_fn
+        if behind:
+            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent, True)
+
+    def boundingRect(self) -> QRectF:
+        return self.overlay.boundingRect()
+
+    def paint(self, p: QPainter, *args) -> None:
+        self.paint_fn(p)
+
+
 class OverlayItem(pg.GraphicsObject):
-    """Boxes, their labels and relation arrows, painted by a single item."""
+    """Boxes, their labels and relation arrows, in three layers: the arrows under the boxes, every box with
+    its label (cached: it changes with the trace only), the selected pair's highlight on top.  A click
+    repaints the arrows and the highlight, not every box and label."""
 
     def __init__(self):
         super().__init__()
@@ -50,73 +69,101 @@ class OverlayItem(pg.GraphicsObject):
         self.arrow_color = QColor("#40e0ff")
         self.bounds = QRectF(0, 0, 1, 1)
         self.show_labels = True
+        self.font = QFont()
+        self.font.setPointSizeF(8.5)
+        self.arrow_layer = _Layer(self, self._paint_arrows, behind=True)
+        self.highlight = _Layer(self, self._paint_highlight)
 
     def set_bounds(self, width: int, height: int) -> None:
         self.prepareGeometryChange()
+        for layer in (self.arrow_layer, self.highlight):
+            layer.prepareGeometryChange()
         self.bounds = QRectF(0, 0, width, height)
 
     def set_boxes(self, boxes: np.ndarray, colors: list[QColor], texts: list[str]) -> None:
         self.boxes, self.colors, self.texts = np.asarray(boxes, np.float32).reshape(-1, 4), colors, texts
         self.update()
+        self.highlight.update()
 
     def set_selection(self, selected: int | None, partner: int | None) -> None:
-        self.selected, self.partner = selected, partner
-        self.update()
+        if (selected, partner) != (self.selected, self.partner):
+            self.selected, self.partner = selected, partner
+            self.highlight.update()
 
     def set_arrows(self, segments: np.ndarray, strengths: np.ndarray) -> None:
         self.arrows = np.asarray(segments, np.float32).reshape(-1, 4)
         self.strengths = np.clip(np.asarray(strengths, np.float32).reshape(-1), 0, 1)
+        self.arrow_layer.update()
+
+    def set_labels(self, on: bool) -> None:
+        self.show_labels = on
         self.update()
+        self.highlight.update()
 
     def boundingRect(self) -> QRectF:
         return self.bounds.adjusted(-50, -50, 50, 50)
 
     def paint(self, p: QPainter, *args) -> None:
+        """Every box in its class colour, with its label."""
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        # arrows first, under the boxes; widths in screen pixels (cosmetic pens)
-        to_screen = p.transform()
+        for i in range(len(self.boxes)):
+            self._box(p, i, self.colors[i] if i < len(self.colors) else QColor("white"), 1.5)
+        if self.show_labels:
+            self._labels(p, range(len(self.boxes)), selected=None)
+
+    def _paint_arrows(self, p: QPainter) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        to_screen = p.transform()  # widths in screen pixels (cosmetic pens)
         for (x0, y0, x1, y1), s in zip(self.arrows, self.strengths, strict=False):
             color = QColor(self.arrow_color)
             color.setAlphaF(0.25 + 0.75 * float(s))
             pen = QPen(color, 1.0 + 5.0 * float(s))
             pen.setCosmetic(True)
-            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+            pen.setCapStyle(Qt.PenCapStyle.FlatCap)  # the head covers the end; round caps cost 3× to stroke
             p.setPen(pen)
             p.drawLine(QPointF(x0, y0), QPointF(x1, y1))
             self._arrow_head(p, to_screen, QPointF(x0, y0), QPointF(x1, y1), color, 6 + 8 * float(s))
-        order = [i for i in range(len(self.boxes)) if i not in (self.selected, self.partner)]
-        order += [i for i in (self.partner, self.selected) if i is not None and 0 <= i < len(self.boxes)]
-        for i in order:  # the selected pair last, on top
-            x0, y0, x1, y1 = self.boxes[i]
+
+    def _paint_highlight(self, p: QPainter) -> None:
+        """The selected object (white, on top) and its partner (dashed), over the boxes."""
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        pair = [i for i in (self.partner, self.selected) if i is not None and 0 <= i < len(self.boxes)]
+        for i in pair:
             color = self.colors[i] if i < len(self.colors) else QColor("white")
-            width = 3.5 if i == self.selected else 2.5 if i == self.partner else 1.5
-            pen = QPen(QColor("white") if i == self.selected else color, width)
-            pen.setCosmetic(True)
-            if i == self.partner:
-                pen.setStyle(Qt.PenStyle.DashLine)
-            p.setPen(pen)
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawRect(QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0)))
-        if self.show_labels and len(self.texts):
-            p.save()
-            p.resetTransform()  # text in screen pixels, placed at the mapped box corners
-            font = QFont()
-            font.setPointSizeF(8.5)
-            p.setFont(font)
-            metrics = p.fontMetrics()
-            for i in order:
-                if i >= len(self.texts):
-                    continue
-                x0, y0, text = self.boxes[i][0], self.boxes[i][1], self.texts[i]
-                corner = to_screen.map(QPointF(float(x0), float(y0)))
-                w = metrics.horizontalAdvance(text) + 6
-                h = metrics.height()
-                rect = QRectF(corner.x(), corner.y() - h, w, h)
-                color = self.colors[i] if i < len(self.colors) else QColor("black")
-                p.fillRect(rect, QColor("white") if i == self.selected else color)
-                p.setPen(QColor("black") if i == self.selected else QColor("white"))
-                p.drawText(rect.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
-            p.restore()
+            self._box(p, i, QColor("white") if i == self.selected else color, 3.5 if i == self.selected else 2.5,
+                      dashed=i == self.partner and i != self.selected)
+        if self.show_labels:
+            self._labels(p, pair, selected=self.selected)
+
+    def _box(self, p: QPainter, i: int, color: QColor, width: float, dashed: bool = False) -> None:
+        x0, y0, x1, y1 = self.boxes[i]
+        pen = QPen(color, width)
+        pen.setCosmetic(True)
+        if dashed:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0)))
+
+    def _labels(self, p: QPainter, order, selected: int | None) -> None:
+        to_screen = p.transform()
+        p.save()
+        p.resetTransform()  # text in screen pixels, placed at the mapped box corners
+        p.setFont(self.font)
+        metrics = p.fontMetrics()
+        for i in order:
+            if i >= len(self.texts):
+                continue
+            x0, y0, text = self.boxes[i][0], self.boxes[i][1], self.texts[i]
+            corner = to_screen.map(QPointF(float(x0), float(y0)))
+            w = metrics.horizontalAdvance(text) + 6
+            h = metrics.height()
+            rect = QRectF(corner.x(), corner.y() - h, w, h)
+            color = self.colors[i] if i < len(self.colors) else QColor("black")
+            p.fillRect(rect, QColor("white") if i == selected else color)
+            p.setPen(QColor("black") if i == selected else QColor("white"))
+            p.drawText(rect.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
+        p.restore()
 
     @staticmethod
     def _arrow_head(p: QPainter, to_screen, a: QPointF, b: QPointF, color: QColor, size: float) -> None:
@@ -235,8 +282,7 @@ class CanvasPanel(QWidget):
 
     # -- state → view --------------------------------------------------------------------------------
     def _toggle_labels(self, on: bool) -> None:
-        self.overlay.show_labels = on
-        self.overlay.update()
+        self.overlay.set_labels(on)
 
     def _on_image(self) -> None:
         img = self.state.image

@@ -22,6 +22,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from relviz.app.panels.common import ColorBar, WhenShown, cell_image, configure_pyqtgraph, grid_shape, lut
+from relviz.app.panels.mosaic import Mosaic
 from relviz.app.state import AppState
 from relviz.views import geometry, maps
 from relviz.views.lrnet import prior_weight
@@ -35,36 +36,6 @@ def _brushes(values: np.ndarray, scale: ColorScale) -> list:
     table = lut(scale.cmap)
     idx = np.nan_to_num(scale.normalize(values) * 255, nan=0).astype(int)
     return [pg.mkBrush(*table[i]) for i in idx]
-
-
-class _Tiles:
-    """A grid of k×k (or lattice) maps, each drawn as its cells with a caption, in one sub-layout."""
-
-    def __init__(self, layout: pg.GraphicsLayout, row: int, n: int, cols: int):
-        self.sub = layout.addLayout(row=row, col=0)
-        self.boxes, self.images, self.captions = [], [], []
-        self.shapes: list[tuple[int, int] | None] = [None] * n
-        for i in range(n):
-            r, c = divmod(i, cols)
-            vb = self.sub.addViewBox(row=r, col=c, lockAspect=True, invertY=True, enableMouse=False)
-            vb.setMenuEnabled(False)
-            image = pg.ImageItem()
-            vb.addItem(image)
-            caption = pg.TextItem("", color="#ffffff", anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
-            vb.addItem(caption, ignoreBounds=True)  # the caption must not widen the range
-            self.boxes.append(vb)
-            self.images.append(image)
-            self.captions.append(caption)
-
-    def show(self, datas: list[np.ndarray], captions: list[str], scale: ColorScale) -> None:
-        for i, (data, text) in enumerate(zip(datas, captions, strict=True)):
-            rows, cols = data.shape
-            cell_image(self.images[i], data, (0.0, 0.0, float(cols), float(rows)), scale)
-            if self.captions[i].toPlainText() != text:
-                self.captions[i].setText(text)
-            if self.shapes[i] != (rows, cols):
-                self.shapes[i] = (rows, cols)
-                self.boxes[i].setRange(QRectF(0, 0, cols, rows), padding=0.02)
 
 
 class _Landscape:
@@ -148,12 +119,18 @@ class GeometryPanel(WhenShown, QWidget):
         self._info = QLabel("")
         self._info.setWordWrap(True)
         self._info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # one widget per kind of section, shown when the trace has it: plots (the ω_G landscape or scatter,
+        # region parts at scattered points) and two mosaics of cells (LR-Net priors, region parts)
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setAcceptDrops(False)
+        self.priors = Mosaic()
+        self.parts = Mosaic()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self._info)
-        layout.addWidget(self.plots, 1)
+        for widget in (self.plots, self.priors, self.parts):
+            layout.addWidget(widget, 1)
+            widget.hide()
         self.colorbar = ColorBar()
         layout.addWidget(self.colorbar)
         self._shown: list[str] = []
@@ -235,12 +212,21 @@ class GeometryPanel(WhenShown, QWidget):
         trace, sel = self.state.trace, self.state.sel
         plans = [] if trace is None else [p for p in (self._relation(), self._lrnet(), self._region()) if p]
         arrangement = tuple(p["key"] for p in plans)
-        if arrangement != self._arrangement:  # new sections or tile counts: build the plots once
+        if arrangement != self._arrangement:  # new sections: build their plots once
             self._arrangement = arrangement
             self.plots.clear()
             self._sections = {}
-            for row, plan in enumerate(plans):
-                self._sections[plan["name"]] = plan["build"](self.plots.ci, row)
+            row = 0
+            for plan in plans:
+                if plan.get("widget") is not None:  # a mosaic: the same widget, refilled
+                    self._sections[plan["name"]] = plan["widget"]
+                else:
+                    self._sections[plan["name"]] = plan["build"](self.plots.ci, row)
+                    row += 1
+            used = {plan.get("widget") for plan in plans}
+            self.plots.setVisible(row > 0)
+            self.priors.setVisible(self.priors in used)
+            self.parts.setVisible(self.parts in used)
         headers = []
         scale = None
         for plan in plans:
@@ -310,10 +296,9 @@ class GeometryPanel(WhenShown, QWidget):
         _, cols = grid_shape(len(groups), 4)
         which = f"group {groups[0]}" if len(groups) == 1 else f"the {len(groups)} most peaked of {len(prior)} groups"
         datas, captions = [prior[g] for g in groups], [f"g{g}" for g in groups]
-        return {"name": "lrnet", "key": ("lrnet", len(groups), cols), "scale": scale,
-                "build": lambda layout, row: _Tiles(layout, row, len(groups), cols),
+        return {"name": "lrnet", "key": ("lrnet",), "scale": scale, "widget": self.priors,
                 "header": f"LR-Net {name}: {k}×{k} geometry prior (logits) of {which}",
-                "show": lambda s: s.show(datas, captions, scale)}
+                "show": lambda s: s.show_tiles(datas, [scale] * len(datas), captions, cols)}
 
     def _region(self) -> dict | None:
         trace, sel = self.state.trace, self.state.sel
@@ -331,9 +316,8 @@ class GeometryPanel(WhenShown, QWidget):
         header = f"region G_k of d{sel.object}, {len(values)} parts over the box's positions"
         if square is not None:
             datas, captions = list(square), [f"part {k}" for k in range(len(values))]
-            return {"name": "region", "key": ("region-cells", len(values), cols), "scale": scale,
-                    "build": lambda layout, row: _Tiles(layout, row, len(values), cols), "header": header,
-                    "show": lambda s: s.show(datas, captions, scale)}
+            return {"name": "region", "key": ("region-cells",), "scale": scale, "widget": self.parts,
+                    "header": header, "show": lambda s: s.show_tiles(datas, [scale] * len(datas), captions, cols)}
         return {"name": "region", "key": ("region-points", len(values), cols), "scale": scale,
                 "build": lambda layout, row: _PointPlots(layout, row, len(values), cols), "header": header,
                 "show": lambda s: s.show(pos, values, scale)}

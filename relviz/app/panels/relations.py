@@ -76,6 +76,8 @@ class RelationsPanel(QWidget):
         self.bar_plot = self.plots.addPlot(row=1, col=0)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#4e79a7")
         self.bar_plot.addItem(self.bars)
+        self.bar_plot.setMouseEnabled(False, False)
+        self.bar_plot.getAxis("left").enableAutoSIPrefix(False)  # the values as they are, not 'ω (x0.001)'
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
         self.colorbar = ColorBar()
@@ -90,6 +92,8 @@ class RelationsPanel(QWidget):
 
         self.rel: maps.Relations | None = None
         self.tick_labels: dict[str, list[str]] = {"left": [], "bottom": []}  # the matrix's axis labels shown
+        self.tick_source: list[str] = []  # the entries they were made for
+        self._shown_n = -1
         self.matrix_plot.getViewBox().sigResized.connect(lambda _: self._set_ticks())
         self.bar_rows: np.ndarray = np.zeros(0, int)  # the entries the bars show, strongest first
         self.picked: tuple[int, int] | None = None  # a clicked cell whose row is a proposal, not a detection
@@ -161,6 +165,7 @@ class RelationsPanel(QWidget):
         self.cell_box.setRect(QRectF())
         self.colorbar.set_scale(None)
         self.info.setText(text)
+        self._shown_n = -1
         self._set_ticks()
         self.bar_plot.getAxis("bottom").setTicks([[]])
 
@@ -186,6 +191,7 @@ class RelationsPanel(QWidget):
     def _set_ticks(self) -> None:
         """Label the matrix's axes for its entries at the cells' current size (again on every resize)."""
         labels = self.rel.labels if self.rel is not None else []
+        self.tick_source = list(labels)
         for axis in ("left", "bottom"):
             ticks = self._ticks(labels, axis)
             self.tick_labels[axis] = [t for _, t in ticks]
@@ -210,8 +216,12 @@ class RelationsPanel(QWidget):
                             label=term_name(rel.module, rel.term, short=True))
         cell_image(self.matrix_item, m, (0.0, 0.0, float(n), float(n)), scale)
         self.colorbar.set_scale(scale)
-        self.matrix_plot.setRange(QRectF(0, 0, n, n), padding=0.02)
-        self._set_ticks()
+        if self._shown_n != n:  # the same entries: the range and the axis labels stay
+            self._shown_n = n
+            self.matrix_plot.setRange(QRectF(0, 0, n, n), padding=0.02)
+            self.matrix_plot.getViewBox().updateMatrix()
+        if self.tick_source != rel.labels:
+            self._set_ticks()
         head = "mean of heads" if sel.head is None else f"head {sel.head}"
         what = "detections" if rel.over == "detections" else ("queries" if rel.module == DETR_DECODER_MODULE
                                                                 else "proposals")
@@ -236,10 +246,21 @@ class RelationsPanel(QWidget):
         top = rel.ranking(index, TOP_K)
         self.bar_rows = top
         brushes = ["#f28e2b" if t == col else "#4e79a7" for t in top]
-        self.bars.setOpts(x=np.arange(len(top)), height=m[index, top], brushes=brushes)
+        heights = m[index, top]
+        self.bars.setOpts(x=np.arange(len(top)), height=heights, brushes=brushes)
+        # the range set here, not by auto-range at paint time (which would change it mid-paint: a second paint)
+        finite = heights[np.isfinite(heights)]
+        lo, hi = (min(0.0, float(finite.min())), max(0.0, float(finite.max()))) if finite.size else (0.0, 1.0)
+        self.bar_plot.setRange(xRange=(-0.6, max(len(top), 1) - 0.4), yRange=(lo, hi if hi > lo else lo + 1.0),
+                               padding=0.04)
+        self.bar_plot.getViewBox().updateMatrix()  # now: a matrix updated at paint time means a second paint
         self.bar_plot.getAxis("bottom").setTicks([[(i, rel.labels[t].split()[0]) for i, t in enumerate(top)]])
-        self.bar_plot.setLabel("left", term_name(rel.module, rel.term, short=True))
-        self.bar_plot.setLabel("bottom", f"strongest relations into {rel.labels[index]} (arrows on the canvas)")
+        self._bar_label("left", term_name(rel.module, rel.term, short=True))
+        self._bar_label("bottom", f"strongest relations into {rel.labels[index]} (arrows on the canvas)")
+
+    def _bar_label(self, axis: str, text: str) -> None:
+        if self.bar_plot.getAxis(axis).labelText != text:  # an axis label re-lays out its text on every set
+            self.bar_plot.setLabel(axis, text)
 
     # -- view → state --------------------------------------------------------------------------------
     def _on_module(self, text: str) -> None:
