@@ -19,6 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from relviz.core import limits
 from relviz.core.atomic import atomic_path, check_writable
@@ -223,10 +225,48 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 300) -> Path:
     elif fmt == "svg":
         metadata["Date"] = None
     else:
-        metadata = {"Software": "relviz"}
+        with matplotlib.rc_context(_RC), atomic_path(path) as tmp:
+            write_png(fig, tmp, dpi)
+        return Path(path)
     with matplotlib.rc_context(_RC), atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
     return Path(path)
+
+
+#: zlib level of the PNGs written: level 6 (matplotlib's) spends twice the time for files 0–12 % smaller
+PNG_COMPRESS_LEVEL = 4
+
+
+def write_png(fig: Figure, path: str | Path, dpi: int) -> None:
+    """``fig`` drawn as matplotlib draws a PNG (its layout pass included), written as RGB when every pixel
+    is opaque (a quarter less to compress than RGBA) at :data:`PNG_COMPRESS_LEVEL`, with the DPI and
+    ``Software: relviz``; the same figure gives the same bytes."""
+    width, height = int(fig.get_figwidth() * dpi), int(fig.get_figheight() * dpi)  # the Agg canvas's size
+    canvas = _Pixels(width, height)
+    fig.savefig(canvas, format="rgba", dpi=dpi)  # hands the renderer's buffer to canvas.write, uncopied
+    info = PngInfo()
+    info.add_text("Software", "relviz")
+    canvas.image.save(path, format="png", pnginfo=info, dpi=(dpi, dpi), compress_level=PNG_COMPRESS_LEVEL)
+
+
+class _Pixels:
+    """Takes the RGBA buffer matplotlib writes for ``format="rgba"`` and keeps it as a Pillow image."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.image: Image.Image | None = None
+
+    def write(self, data) -> int:
+        pixels = np.frombuffer(data, np.uint8)
+        if pixels.size != self.size[0] * self.size[1] * 4:
+            raise RuntimeError(f"the figure drew {pixels.size:,} bytes, not {self.size[0]}×{self.size[1]} RGBA")
+        image = Image.frombuffer("RGBA", self.size, data, "raw", "RGBA", 0, 1)
+        # a copy either way: the buffer is the renderer's, gone when savefig returns
+        self.image = image.convert("RGB") if bool(np.all(pixels[3::4] == 255)) else image.copy()
+        return pixels.size
+
+    def seek(self, *args) -> int:  # matplotlib takes an object with ``seek`` for a file handle
+        return 0
 
 
 def check_figure_size(fig: Figure, fmt: str, dpi: int) -> None:
