@@ -25,6 +25,7 @@ import numpy as np
 from relviz.core.grid import Grid
 from relviz.core.trace import FactoredAttention, Trace
 from relviz.views import relations as rel_views
+from relviz.views.cache import per_trace
 from relviz.views.geometry import relative_offsets
 from relviz.views.grids import grid_for, grid_rect, image_size
 from relviz.views.lrnet import PixelKernels, layer_names, pixel_kernels
@@ -140,9 +141,17 @@ def _natural_sorted(names: list[str]) -> list[str]:
 
 
 def sources(trace: Trace | None) -> list[Source]:
-    """Every map source present in ``trace``, object-driven ones first."""
+    """Every map source present in ``trace``, object-driven ones first.
+
+    Worked out once per trace (and again when tensors are added): the panels ask several times per hover.
+    """
     if trace is None:
         return []
+    count = len(trace.arrays) + len(trace.factored)
+    return list(per_trace(trace, ("sources", count), lambda: _sources(trace)))
+
+
+def _sources(trace: Trace) -> list[Source]:
     out: list[Source] = []
     name = "detr/decoder/cross_attn"
     if name in trace and "detections/query" in trace:

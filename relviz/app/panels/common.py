@@ -193,10 +193,12 @@ def cell_colors(values: np.ndarray, scale: ColorScale, alpha_ramp: bool = False)
     gives the figures and overlays; non-finite cells transparent."""
     values = np.asarray(values, np.float64)
     finite = np.isfinite(values)
-    idx = np.nan_to_num(scale.normalize(values) * 255, nan=0).astype(np.intp)
-    rgba = cmap_table(scale.cmap, alpha_ramp)[idx]
-    if not finite.all():
-        rgba[~finite] = 0
+    scaled = scale.normalize(values) * 255
+    if finite.all():
+        return cmap_table(scale.cmap, alpha_ramp)[scaled.astype(np.intp)]
+    scaled[~finite] = 0
+    rgba = cmap_table(scale.cmap, alpha_ramp)[scaled.astype(np.intp)]
+    rgba[~finite] = 0
     return rgba
 
 

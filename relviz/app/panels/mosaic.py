@@ -123,13 +123,19 @@ class Mosaic(pg.GraphicsView):
         th, tw = h * f, w * f
         height, width = rows * th + (rows - 1) * gap, cols * tw + (cols - 1) * gap
         mosaic = np.zeros((height, width, 4), np.uint8)
-        same = all(s == self.scales[0] for s in self.scales) and all(t.shape == (h, w) for t in self.tiles)
-        colours = cell_colors(np.stack(self.tiles), self.scales[0]) if same else None  # one pass for all
+        colours: list[np.ndarray | None] = [None] * n
+        by_scale: dict[ColorScale, list[int]] = {}  # one colouring pass per scale (shared ranges: one in all)
+        for i, (tile, scale) in enumerate(zip(self.tiles, self.scales, strict=True)):
+            if tile.shape == (h, w):
+                by_scale.setdefault(scale, []).append(i)
+        for scale, members in by_scale.items():
+            for i, rgba in zip(members, cell_colors(np.stack([self.tiles[i] for i in members]), scale), strict=True):
+                colours[i] = rgba
         self.rects = []
         for i, tile in enumerate(self.tiles):
             r, c = divmod(i, cols)
             y0, x0 = r * (th + gap), c * (tw + gap)
-            rgba = colours[i] if colours is not None else cell_colors(tile, self.scales[i])
+            rgba = colours[i] if colours[i] is not None else cell_colors(tile, self.scales[i])
             if f > 1:
                 rgba = np.repeat(np.repeat(rgba, f, axis=0), f, axis=1)
             mosaic[y0:y0 + tile.shape[0] * f, x0:x0 + tile.shape[1] * f] = rgba
