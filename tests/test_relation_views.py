@@ -170,10 +170,11 @@ def test_region_parts_show_each_part_map(traces):
     assert tr["region/proposal"][row] == tr["detections/proposal"][obj]
     weights = tr["region/weight"][row]  # (K, P)
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
-    images = [ax.images[-1].get_array() for ax in fig.axes if ax.images]
-    assert len(images) == 9
-    for k, shown in enumerate(images):
-        np.testing.assert_allclose(shown, weights[k].reshape(10, 10))
+    maps = [im for ax in fig.axes for im in ax.images if im.get_array().ndim == 2]  # the photos are RGB
+    assert len(maps) == 9
+    for k, shown in enumerate(maps):
+        np.testing.assert_allclose(shown.get_array(), weights[k].reshape(10, 10))
+    assert len({tuple(np.round(im.get_extent(), 6)) for im in maps}) == 9  # each part in its own tile
     fig = render_view(tr, "region-parts", ViewOptions(object=obj, term="appearance", extra={"part": 4}))
     np.testing.assert_allclose(fig.axes[0].images[-1].get_array(), tr["region/appearance"][row][4].reshape(10, 10))
     with pytest.raises(BadInputError, match="part 9 does not exist"):

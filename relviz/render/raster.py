@@ -91,6 +91,10 @@ class PixelImage(AxesImage):
         covered = Bbox.from_extents(min(dl, dr), min(db, dt), max(dl, dr), max(db, dt))
         clip = (self.get_clip_box() or self.axes.bbox) if self.get_clip_on() else self.get_figure(root=True).bbox
         clipped = Bbox.intersection(covered, clip)
+        path = self.get_clip_path() if self.get_clip_on() else None
+        if clipped is not None and path is not None:
+            # only what the clip path lets through is made (a photo clipped to a small tile of a grid)
+            clipped = Bbox.intersection(clipped, path.get_fully_transformed_path().get_extents())
         if clipped is None:
             return "empty"
         e = clipped.extents * magnification

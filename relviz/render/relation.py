@@ -38,6 +38,7 @@ from relviz.render.figure import (
     image_axes,
     message_figure,
     new_figure,
+    photo,
     range_norm,
     shared_norm,
     value_image,
@@ -50,6 +51,7 @@ from relviz.render.selection import (
     detection_count,
     head_selection,
 )
+from relviz.render.tiles import Tiles
 from relviz.render.views import ViewOptions, register_view
 from relviz.views.geometry import (  # noqa: F401 - omega_g re-exported: ω_G is computed in the views layer
     FIGURE_RESOLUTION,
@@ -450,23 +452,29 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     fw = options.width or min(1.25 * parts + 1.2, 12.0)
     fig = new_figure(fw, options.height or (fw - 1.2) / parts * aspect * parts + 0.9)
     count_nonfinite(fig, *maps)
-    axes = fig.subplots(parts, parts, squeeze=False)
+    ax = fig.add_subplot()
+    tiles = Tiles(ax, parts, parts, aspect=aspect, gap=0.2)
+    w, h = trace.image_size
     im = None
-    for i, a in enumerate(axes.ravel()):
-        image_axes(a, trace.image, trace.image_size)
-        im = value_image(a, maps[i], options.cmap, norms[i], extent=extent, alpha=0.75)
-        a.add_patch(
-            Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor="white", linewidth=0.5)
-        )
+    for i in range(k):
         r, c = divmod(i, parts)
-        a.add_patch(
-            Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=0.6)
-        )
-        a.set_xlim(extent[0], extent[1])
-        a.set_ylim(extent[2], extent[3])
-        a.set_title(f"part {i}", fontsize=5, pad=1)
+        clip = tiles.clip(r, c)
+        if trace.image is not None:
+            photo(ax, trace.image, tiles.extent(r, c, extent, (0, w, h, 0))).set_clip_path(clip)
+        else:
+            tiles.background(r, c, "#d0d0d0")
+        im = value_image(ax, maps[i], options.cmap, norms[i], extent=tiles.extent(r, c, extent), alpha=0.75)
+        for (x0, y0), (x1, y1), color, lw in (
+            ((box[0], box[1]), (box[2], box[3]), "white", 0.5),
+            ((box[0] + c * bw, box[1] + r * bh), (box[0] + (c + 1) * bw, box[1] + (r + 1) * bh), "#00ff7f", 0.6),
+        ):
+            (tx0, ty0), (tx1, ty1) = tiles.point(r, c, extent, x0, y0), tiles.point(r, c, extent, x1, y1)
+            ax.add_patch(Rectangle((tx0, ty0), tx1 - tx0, ty1 - ty0, fill=False, edgecolor=color, linewidth=lw,
+                                   clip_path=clip))
+        tiles.frame(r, c)
+        tiles.title(r, c, f"part {i}", fontsize=5)
     if options.colorbar and im is not None:
-        colorbar(fig, im, axes.ravel().tolist(), REGION_TERMS[term])
+        colorbar(fig, im, ax, REGION_TERMS[term])
     caps = captions(trace)
     fig.suptitle(
         f"{REGION_TERMS[term]} of each part for {caps[obj]}, over the support region "
