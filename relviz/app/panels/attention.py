@@ -15,13 +15,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
 )
 
-from relviz.app.panels.common import ColorBar, configure_pyqtgraph, grid_shape, shown_map
+from relviz.app.panels.common import ColorBar, TextLine, configure_pyqtgraph, grid_shape, shown_map
 from relviz.app.panels.mosaic import Mosaic
 from relviz.app.state import AppState
 from relviz.views import maps
@@ -57,11 +56,7 @@ class AttentionPanel(QWidget):
         row2.addWidget(self.layer, 1)
         row2.addWidget(self.mean_box)
         row2.addWidget(self.shared)
-        self.info = QLabel("")
-        self.info.setWordWrap(True)
-        # three lines, whatever the text: a hover's new text must not re-lay out the window
-        self.info.setFixedHeight(3 * self.info.fontMetrics().lineSpacing() + 4)
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.info = TextLine(3)  # three lines, whatever the text: a hover's new text re-lays out nothing
         self.plots = Mosaic(on_click=self._on_tile_index)
         self.colorbar = ColorBar()
         layout = QVBoxLayout(self)

@@ -19,14 +19,21 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QSlider,
     QStackedLayout,
     QVBoxLayout,
     QWidget,
 )
 
-from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph, label_color, lut, shown_map
+from relviz.app.panels.common import (
+    ColorBar,
+    TextLine,
+    cell_image,
+    configure_pyqtgraph,
+    label_color,
+    lut,
+    shown_map,
+)
 from relviz.app.state import AppState
 from relviz.views import maps
 from relviz.views.relations import TOP_RELATIONS
@@ -229,9 +236,8 @@ class CanvasPanel(QWidget):
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.view)
 
-        self.caption = QLabel("")
+        self.caption = TextLine(1)  # a new caption per hover repaints itself only
         self.caption.setObjectName("canvasCaption")
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # no relayout per hover
         self.follow = QCheckBox("follow mouse")
         self.follow.setChecked(True)
         self.follow.setToolTip(

@@ -14,8 +14,8 @@ import weakref
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QLinearGradient, QPainter
-from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtGui import QColor, QFont, QLinearGradient, QPainter, QPalette
+from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QSizePolicy, QWidget
 
 from relviz.views import maps
 from relviz.views.palette import PALETTE, ColorScale, box_color, cmap_table, color_scale
@@ -112,6 +112,55 @@ class WhenShown:
             dock.visibilityChanged.connect(lambda visible: self.came_on_screen() if visible else None)
 
 
+class TextLine(QWidget):
+    """Text that changes on every hover without re-laying out anything: a fixed number of lines, word-wrapped
+    (the last one elided), painted on an opaque background.  A QLabel asks its layout for room on every new
+    text, which reaches the main window's layout each time; this widget only repaints itself.
+    ``text()``/``setText()`` as a QLabel's."""
+
+    def __init__(self, lines: int = 1, parent: QWidget | None = None, point_size: float | None = None,
+                 align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft):
+        super().__init__(parent)
+        self._text = ""
+        self._align = align
+        if point_size is not None:
+            font = QFont(self.font())
+            font.setPointSizeF(point_size)
+            self.setFont(font)
+        self.lines = lines
+        self.setFixedHeight(lines * self.fontMetrics().lineSpacing() + 4)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setAutoFillBackground(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+
+    def sizeHint(self) -> QSize:
+        return QSize(80, self.height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(10, self.height())
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:
+        if text != self._text:
+            self._text = text
+            self.setToolTip(text)  # the whole text, where a narrow dock cuts it
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Window))
+        p.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+        rect = self.rect().adjusted(2, 2, -2, -2)
+        if self.lines == 1:
+            text = self.fontMetrics().elidedText(self._text, Qt.TextElideMode.ElideRight, rect.width())
+            p.drawText(rect, int(self._align | Qt.AlignmentFlag.AlignVCenter), text)
+        else:
+            p.drawText(rect, int(self._align | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap), self._text)
+        p.end()
+
+
 class _Gradient(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -141,20 +190,18 @@ class ColorBar(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.scale: ColorScale | None = None
-        self.low = QLabel("")
-        self.high = QLabel("")
-        self.mode = QLabel("")
+        self.low = TextLine(point_size=8, align=Qt.AlignmentFlag.AlignRight)
+        self.high = TextLine(point_size=8)
+        self.mode = TextLine(point_size=8)
         self.gradient = _Gradient()
-        for label in (self.low, self.high, self.mode):
-            label.setStyleSheet("font-size: 8pt;")
         # fixed widths, wide enough for any number '%.3g' writes: new numbers on every hover must neither
         # re-lay out the window nor be cut off
-        number = self.low.fontMetrics().horizontalAdvance("-8.88e-08") + 6
+        number = self.low.fontMetrics().horizontalAdvance("-8.88e-08") + 8
         self.low.setFixedWidth(number)
         self.high.setFixedWidth(number)
-        self.mode.setFixedWidth(self.mode.fontMetrics().horizontalAdvance("(geometry logit, shared range)") + 6)
-        self.low.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.setFixedHeight(16)
+        self.mode.setFixedWidth(self.mode.fontMetrics().horizontalAdvance("(geometry logit, shared range)") + 8)
+        self.setFixedHeight(max(16, self.low.height()))
+        self.setAutoFillBackground(True)  # opaque: new numbers repaint the bar, not the window beneath it
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(3)

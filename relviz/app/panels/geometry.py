@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from relviz.app.panels.common import ColorBar, WhenShown, cell_image, configure_pyqtgraph, grid_shape, lut
+from relviz.app.panels.common import ColorBar, TextLine, WhenShown, cell_image, configure_pyqtgraph, grid_shape, lut
 from relviz.app.panels.mosaic import Mosaic
 from relviz.app.state import AppState
 from relviz.views import geometry, maps
@@ -116,9 +116,7 @@ class GeometryPanel(WhenShown, QWidget):
         super().__init__(parent)
         configure_pyqtgraph()
         self.state = state
-        self._info = QLabel("")
-        self._info.setWordWrap(True)
-        self._info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._info = TextLine(2)
         # one widget per kind of section, shown when the trace has it: plots (the ω_G landscape or scatter,
         # region parts at scattered points) and two mosaics of cells (LR-Net priors, region parts)
         self.plots = pg.GraphicsLayoutWidget()
@@ -146,7 +144,7 @@ class GeometryPanel(WhenShown, QWidget):
 
     # -- what is shown (brought up to date when read) ---------------------------------------------------
     @property
-    def info(self) -> QLabel:
+    def info(self) -> TextLine:
         self._catch_up()
         return self._info
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from relviz.app.panels.common import ColorBar, cell_image, configure_pyqtgraph
+from relviz.app.panels.common import ColorBar, TextLine, cell_image, configure_pyqtgraph
 from relviz.app.state import AppState
 from relviz.views import maps
 from relviz.views.palette import MATRIX_CMAP, color_scale
@@ -42,11 +42,7 @@ class RelationsPanel(QWidget):
         self.proposals.setToolTip("the matrix over every proposal (query) of the module instead of the detections")
         for combo in (self.module, self.term, self.head):  # never narrower than their longest entry
             combo.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.info = QLabel("")
-        self.info.setWordWrap(True)
-        # two lines, whatever the text: a click's new text must not re-lay out the window
-        self.info.setFixedHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.info = TextLine(2)  # two lines, whatever the text: a click's new text re-lays out nothing
         top = QHBoxLayout()
         top.addWidget(QLabel("module"))
         top.addWidget(self.module)
@@ -91,6 +87,10 @@ class RelationsPanel(QWidget):
         layout.addWidget(self.colorbar)
 
         self.rel: maps.Relations | None = None
+        self._rel_key: tuple | None = None  # what self.rel was computed for
+        self._rel_trace = None
+        self._drawn_matrix = None  # the relations whose matrix the image shows
+        self._bar_range: tuple | None = None
         self.tick_labels: dict[str, list[str]] = {"left": [], "bottom": []}  # the matrix's axis labels shown
         self.tick_source: list[str] = []  # the entries they were made for
         self._shown_n = -1
@@ -136,10 +136,13 @@ class RelationsPanel(QWidget):
         if sel.term in terms:
             self.term.setCurrentIndex(terms.index(sel.term))
         self._updating = False
-        self.rel = None
-        if trace is not None and sel.module:
-            term = sel.term if sel.term in terms else (terms[0] if terms else "weight")
-            self.rel = maps.relations(trace, sel.module, term, sel.head, sel.layer, over=self.over)
+        term = sel.term if sel.term in terms else (terms[0] if terms else "weight")
+        key = (id(trace), sel.module, term, sel.head, sel.layer, self.over)
+        if key != self._rel_key or self._rel_trace is not trace or "trace" in changed:
+            # a new matrix; picking another object in the same one only moves the row and the bars
+            self.rel = maps.relations(trace, sel.module, term, sel.head, sel.layer, over=self.over) \
+                if trace is not None and sel.module else None
+            self._rel_key, self._rel_trace, self._drawn_matrix = key, trace, None
         if changed & {"object", "partner", "module", "trace"}:
             self.picked = None
         self._sync_heads()
@@ -158,6 +161,7 @@ class RelationsPanel(QWidget):
         self._updating = False
 
     def _clear(self, text: str) -> None:
+        self._drawn_matrix = None
         self.matrix_item.clear()
         self.bars.setOpts(x=[], height=[])
         self.bar_rows = np.zeros(0, int)
@@ -214,8 +218,10 @@ class RelationsPanel(QWidget):
         n = len(rel)
         scale = color_scale([rel.per_head] if sel.head is not None else [m], MATRIX_CMAP, sel.head is not None,
                             label=term_name(rel.module, rel.term, short=True))
-        cell_image(self.matrix_item, m, (0.0, 0.0, float(n), float(n)), scale)
-        self.colorbar.set_scale(scale)
+        if self._drawn_matrix is not rel:  # the same matrix as drawn: its cells and colour bar stay
+            self._drawn_matrix = rel
+            cell_image(self.matrix_item, m, (0.0, 0.0, float(n), float(n)), scale)
+            self.colorbar.set_scale(scale)
         if self._shown_n != n:  # the same entries: the range and the axis labels stay
             self._shown_n = n
             self.matrix_plot.setRange(QRectF(0, 0, n, n), padding=0.02)
@@ -248,12 +254,15 @@ class RelationsPanel(QWidget):
         brushes = ["#f28e2b" if t == col else "#4e79a7" for t in top]
         heights = m[index, top]
         self.bars.setOpts(x=np.arange(len(top)), height=heights, brushes=brushes)
-        # the range set here, not by auto-range at paint time (which would change it mid-paint: a second paint)
-        finite = heights[np.isfinite(heights)]
-        lo, hi = (min(0.0, float(finite.min())), max(0.0, float(finite.max()))) if finite.size else (0.0, 1.0)
-        self.bar_plot.setRange(xRange=(-0.6, max(len(top), 1) - 0.4), yRange=(lo, hi if hi > lo else lo + 1.0),
-                               padding=0.04)
-        self.bar_plot.getViewBox().updateMatrix()  # now: a matrix updated at paint time means a second paint
+        # the bars share the matrix's range (one object's bars compare with another's), set here and not by
+        # auto-range at paint time, which would change it mid-paint (a second paint) and on every click
+        bar_range = (max(len(top), 1), scale.lo, scale.hi)
+        if bar_range != self._bar_range:
+            self._bar_range = bar_range
+            lo, hi = min(0.0, scale.lo), max(0.0, scale.hi)
+            self.bar_plot.setRange(xRange=(-0.6, bar_range[0] - 0.4), yRange=(lo, hi if hi > lo else lo + 1.0),
+                                   padding=0.04)
+            self.bar_plot.getViewBox().updateMatrix()  # now: a matrix updated at paint time means a second paint
         self.bar_plot.getAxis("bottom").setTicks([[(i, rel.labels[t].split()[0]) for i, t in enumerate(top)]])
         self._bar_label("left", term_name(rel.module, rel.term, short=True))
         self._bar_label("bottom", f"strongest relations into {rel.labels[index]} (arrows on the canvas)")
