@@ -32,6 +32,9 @@ class Tiles:
         self.ax.set_ylim(self.height, 0.0)
         self.ax.set_aspect("equal")
         self.ax.axis("off")
+        # PDF and SVG would composite every image of the axes into one, resampling each tile over the whole
+        # union (seconds for 80 tiles); embedded one by one, each tile is an image of its own, as an axes' was
+        self.ax.get_figure(root=True).suppressComposite = True
 
     @property
     def width(self) -> float:
