@@ -196,7 +196,7 @@ class ColorBar(QWidget):
         self.gradient = _Gradient()
         # fixed widths, wide enough for any number '%.3g' writes: new numbers on every hover must neither
         # re-lay out the window nor be cut off
-        number = self.low.fontMetrics().horizontalAdvance("-8.88e-08") + 8
+        number = max(self.low.fontMetrics().horizontalAdvance(t) for t in ("-8.88e+88", "-0.000888")) + 8
         self.low.setFixedWidth(number)
         self.high.setFixedWidth(number)
         self.mode.setFixedWidth(self.mode.fontMetrics().horizontalAdvance("(geometry logit, shared range)") + 8)
