@@ -80,6 +80,10 @@ def test_no_text_or_combo_box_is_cut_off(qtbot, window):
         assert bar.scale is not None
         for label, text in zip((bar.low, bar.high, bar.mode), bar.texts(), strict=True):
             assert text and text_fits(label, text), text
+        # low number | gradient | high number | range note, side by side, none over another
+        parts = [bar.low.geometry(), bar.gradient.geometry(), bar.high.geometry(), bar.mode.geometry()]
+        assert all(a.right() < b.left() for a, b in zip(parts, parts[1:], strict=False)), parts
+        assert parts[1].width() >= 60 and parts[-1].right() <= bar.width()
     window.state.select(object=0, module="fc1")
     qtbot.wait(30)
     for combo in (relations.module, relations.term, relations.head):

@@ -134,10 +134,10 @@ class TextLine(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
 
     def sizeHint(self) -> QSize:
-        return QSize(80, self.height())
+        return QSize(max(self.minimumWidth(), 80), self.height())
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(10, self.height())
+        return QSize(max(self.minimumWidth(), 10), self.height())
 
     def text(self) -> str:
         return self._text
@@ -200,6 +200,8 @@ class ColorBar(QWidget):
         self.low.setFixedWidth(number)
         self.high.setFixedWidth(number)
         self.mode.setFixedWidth(self.mode.fontMetrics().horizontalAdvance("(geometry logit, shared range)") + 8)
+        for label in (self.low, self.high, self.mode):
+            label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(max(16, self.low.height()))
         self.setAutoFillBackground(True)  # opaque: new numbers repaint the bar, not the window beneath it
         layout = QHBoxLayout(self)
