@@ -42,6 +42,15 @@ from relviz.views.selection import captions
 MAX_ARROWS = TOP_RELATIONS  # the selected object's strongest relations, as many as the Relations bars
 
 
+ARROW_DIM = QColor("#1c3c44")  # the weakest arrow's colour: the arrow colour most of the way to the dark
+
+
+def _mix(a: QColor, b: QColor, t: float) -> QColor:
+    """``a`` to ``b`` at ``t`` in 0..1, opaque."""
+    return QColor(round(a.red() + (b.red() - a.red()) * t), round(a.green() + (b.green() - a.green()) * t),
+                  round(a.blue() + (b.blue() - a.blue()) * t))
+
+
 class _Layer(pg.GraphicsObject):
     """One layer of the overlay, painted by ``paint_fn`` over the overlay's bounds."""
 
@@ -122,8 +131,9 @@ class OverlayItem(pg.GraphicsObject):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         to_screen = p.transform()  # widths in screen pixels (cosmetic pens)
         for (x0, y0, x1, y1), s in zip(self.arrows, self.strengths, strict=False):
-            color = QColor(self.arrow_color)
-            color.setAlphaF(0.25 + 0.75 * float(s))
+            # opaque colours, from dim to bright with the strength (and wider): a translucent antialiased
+            # stroke costs about seven times as much to draw
+            color = _mix(ARROW_DIM, self.arrow_color, 0.3 + 0.7 * float(s))
             pen = QPen(color, 1.0 + 5.0 * float(s))
             pen.setCosmetic(True)
             pen.setCapStyle(Qt.PenCapStyle.FlatCap)  # the head covers the end; round caps cost 3× to stroke
