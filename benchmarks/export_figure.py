@@ -7,7 +7,8 @@ from launch to exit, with its peak resident memory (``wait4``'s ru_maxrss) and w
 
     python benchmarks/export_figure.py [--repeats 3] [--format png]
 
-Prints one line per figure (median seconds, median peak MB), then ``export_max_s <v>`` and, last,
+Prints one line per figure (median seconds, median CPU seconds of the child — steadier than the wall time on a
+shared machine —, median peak MB), then ``export_max_s <v>`` and, last,
 ``export_max_mb <v>`` (the worst figure's medians). Targets: ≤ 2 s and ≤ 400 MB per figure.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,20 +61,23 @@ def views_of(trace: Path) -> tuple[list[str], tuple[float, float]]:
 
 
 def export_once(trace: Path, view: str, size: tuple[float, float], fmt: str,
-                folder: Path) -> tuple[float, float, bool]:
+                folder: Path) -> tuple[float, float, bool, float]:
     out = folder / f"{trace.stem}-{view}.{fmt}"
     for stale in (out, out.with_suffix(".recipe.json")):
         stale.unlink(missing_ok=True)
     argv = ["export", "--trace", str(trace), "--view", view, "--out", str(out), "--object", "0",
             "--point", f"{size[0] / 2:g},{size[1] / 2:g}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", WRAP, *argv], cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     report = [line for line in proc.stderr.splitlines() if line.startswith("BENCH ")]
     if proc.returncode != 0 or not out.is_file() or not report:
         raise SystemExit(f"{trace.name} {view}: no figure written: {proc.stderr.strip()[-500:]}")
     fields = dict(item.split("=") for item in report[-1].split()[1:])
-    return seconds, int(fields["peak_kb"]) / 1024, fields["torch"] == "True"
+    return seconds, int(fields["peak_kb"]) / 1024, fields["torch"] == "True", cpu
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,8 +94,10 @@ def main() -> None:
                 s = statistics.median(r[0] for r in runs)
                 mb = statistics.median(r[1] for r in runs)
                 torch = any(r[2] for r in runs)
+                cpu = statistics.median(r[3] for r in runs)
                 worst_s, worst_mb = max(worst_s, s), max(worst_mb, mb)
-                print(f"{model:<19} {view:<18} {s:5.2f} s  {mb:6.0f} MB  torch imported: {torch}", flush=True)
+                print(f"{model:<19} {view:<18} {s:5.2f} s  {cpu:5.2f} s CPU  {mb:6.0f} MB  torch imported: {torch}",
+                      flush=True)
     print(f"export_max_s {worst_s:.2f}")
     print(f"export_max_mb {worst_mb:.0f}")
 

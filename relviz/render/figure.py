@@ -260,9 +260,10 @@ class _Pixels:
         pixels = np.frombuffer(data, np.uint8)
         if pixels.size != self.size[0] * self.size[1] * 4:
             raise RuntimeError(f"the figure drew {pixels.size:,} bytes, not {self.size[0]}×{self.size[1]} RGBA")
-        image = Image.frombuffer("RGBA", self.size, data, "raw", "RGBA", 0, 1)
-        # a copy either way: the buffer is the renderer's, gone when savefig returns
-        self.image = image.convert("RGB") if bool(np.all(pixels[3::4] == 255)) else image.copy()
+        # a copy either way (the buffer is the renderer's, gone when savefig returns): RGB unpacked straight
+        # from RGBX when every pixel is opaque
+        opaque = bool(np.all(pixels[3::4] == 255))
+        self.image = Image.frombytes("RGB" if opaque else "RGBA", self.size, data, "raw", "RGBX" if opaque else "RGBA")
         return pixels.size
 
     def seek(self, *args) -> int:  # matplotlib takes an object with ``seek`` for a file handle
