@@ -14,6 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QGraphicsItem
 
 from relviz.app.panels.common import cell_colors, configure_pyqtgraph
 from relviz.views.palette import ColorScale
@@ -94,6 +95,8 @@ class Mosaic(pg.GraphicsView):
         self.vb.addItem(self.image)
         self.captions = _Captions()
         self.captions.setZValue(1)
+        # the captions seldom change while the cells under them change on every hover: repaint from a cache
+        self.captions.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.vb.addItem(self.captions, ignoreBounds=True)
         self.on_click = on_click
         self.image.mouseClickEvent = self._clicked
