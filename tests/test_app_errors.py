@@ -13,49 +13,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from relviz.app import controller as ctl
 from relviz.app import crash
 from relviz.app.messages import INPUT, MAX_LOG_ENTRIES, MODEL, MessageBook
-from relviz.app.settings import Settings
-from relviz.app.window import LEVEL_STYLE, MainWindow
+from relviz.app.window import LEVEL_STYLE
 
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 90_000
-SMALL = {
-    "backbone_depth": 18,
-    "hidden_dim": 32,
-    "nheads": 4,
-    "enc_layers": 1,
-    "dec_layers": 2,
-    "dim_feedforward": 32,
-    "num_queries": 6,
-    "num_classes": 3,
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_detr(tmp_path_factory):
-    from relviz import zoo
-
-    loaded = zoo.load_model("detr-r50", weights="none", device="cpu", overrides=SMALL, seed=0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_detr.pth"
-    torch.save({"model": loaded.module.state_dict()}, path)
-    return path
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(Settings(settings=QSettings(str(tmp_path / "relviz.ini"), QSettings.Format.IniFormat)))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.controller.shutdown()
 
 
 @pytest.fixture

@@ -78,28 +78,6 @@ def image_file(tmp_path):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_detr(tmp_path_factory):
-    import torch
-
-    from relviz import zoo
-
-    small = {
-        "backbone_depth": 18,
-        "hidden_dim": 32,
-        "nheads": 4,
-        "enc_layers": 1,
-        "dec_layers": 2,
-        "dim_feedforward": 32,
-        "num_queries": 6,
-        "num_classes": 3,
-    }
-    loaded = zoo.load_model("detr-r50", weights="none", device="cpu", overrides=small, seed=0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_detr.pth"
-    torch.save({"model": loaded.module.state_dict()}, path)
-    return path
-
-
 # -- drops and model runs --------------------------------------------------------------------------------
 
 

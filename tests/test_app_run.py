@@ -3,6 +3,7 @@ GPU out-of-memory fallback, and the real ``relviz`` command's screenshot mode.""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,43 +13,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtCore import QSettings
 
 from relviz import pipeline
-from relviz.app.settings import Settings
-from relviz.app.window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 90_000
-SMALL = {
-    "backbone_depth": 18,
-    "hidden_dim": 32,
-    "nheads": 4,
-    "enc_layers": 1,
-    "dec_layers": 2,
-    "dim_feedforward": 32,
-    "num_queries": 6,
-    "num_classes": 3,
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_detr(tmp_path_factory):
-    from relviz import zoo
-
-    loaded = zoo.load_model("detr-r50", weights="none", device="cpu", overrides=SMALL, seed=0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_detr.pth"
-    torch.save({"model": loaded.module.state_dict()}, path)
-    return path
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(Settings(settings=QSettings(str(tmp_path / "relviz.ini"), QSettings.Format.IniFormat)))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.controller.shutdown()
 
 
 def write_video(path, frames=6, size=(64, 48)):
@@ -359,8 +328,17 @@ def test_the_real_window_under_xvfb(tmp_path, tiny_detr):
     env["HOME"] = str(tmp_path)
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "env", "QT_QPA_PLATFORM=xcb", sys.executable, "-m",
            "relviz", "--screenshot", str(out), str(tiny_detr), str(image)]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    # its own session, so a timeout ends Xvfb and relviz too (they hold the pipes; killing xvfb-run alone would
+    # leave communicate() waiting on them)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        pytest.fail(f"relviz under Xvfb gave no screenshot within 180 s: {stderr[-2000:]}")
+    assert proc.returncode == 0, stderr
     px = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert ((px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)).sum() > 5000
 

@@ -5,12 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from relviz.app.settings import Settings
 from relviz.app.synthetic import synthetic_trace
-from relviz.app.window import MainWindow
 from relviz.core.trace import Trace
 
 pytestmark = pytest.mark.gui
@@ -19,16 +17,6 @@ NONLOCAL = ("nonlocal/", "classification/")
 RELATION = ("detections/", "relation/")
 DETR = ("detections/", "detr/")
 LRNET = ("lrnet/", "classification/")
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(Settings(settings=QSettings(str(tmp_path / "relviz.ini"), QSettings.Format.IniFormat)))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.controller.shutdown()
 
 
 def show(window, trace, path="synthetic.png", follow=False):
