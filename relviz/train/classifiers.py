@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from relviz.train.classify import CLASS_NAMES, GENERATOR_NAMES, GENERATORS, TASK_SEED_OFFSET, to_tensor, top1
-from relviz.train.common import EVAL_SEED, TRAIN_SEED, output_dir, run_dir
-from relviz.train.harness import CardFacts, Measured, Plan, Run, Trainee, adamw, fit
+from relviz.train.common import EVAL_SEED, TRAIN_SEED
+from relviz.train.harness import CardFacts, Measured, Plan, Run, Trainee, adamw, bundled_outputs, fit
 
 
 def train_classifier(
@@ -93,10 +93,8 @@ def train_classifier(
         loss=lambda _key, module, xy: F.cross_entropy(module(xy[0]), xy[1]),
         ship=lambda modules: copy.deepcopy(modules["model"]).eval(),
         measure=measure,
-        weights=output_dir(args) / f"{args.name}.safetensors",
         card=card,
-        metadata={"name": args.name, "family": family},
         warmup=100,
-        state=run_dir(args.name) / "state.pt",
+        **bundled_outputs(args, family),
     )
     return fit(args, plan).metrics

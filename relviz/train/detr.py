@@ -20,11 +20,9 @@ from relviz.train.common import (
     init_note,
     init_source,
     log,
-    output_dir,
-    run_dir,
     unfreeze_batchnorm,
 )
-from relviz.train.harness import CardFacts, Measured, Plan, Run, Trainee, adamw, fit
+from relviz.train.harness import CardFacts, Measured, Plan, Run, Trainee, adamw, bundled_outputs, fit
 from relviz.zoo.demo import DEMO_DETR, DEMO_DETR_RESIZE
 
 TARGET_AP50 = 0.90
@@ -111,10 +109,8 @@ def train_detr(args: argparse.Namespace) -> dict[str, Any]:
         loss=lambda _key, module, batch: criterion(module(batch[0]), batch[1]),
         ship=lambda models: freeze_batchnorm(copy.deepcopy(models["model"])).eval(),
         measure=measure,
-        weights=output_dir(args) / f"{args.name}.safetensors",
         card=card,
-        metadata={"name": args.name, "family": "detr"},
         warmup=200,
-        state=run_dir(args.name) / "state.pt",
+        **bundled_outputs(args, "detr"),
     )
     return fit(args, plan).metrics

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from relviz.train.cards import write_card
-from relviz.train.common import Budget, Every, Progress, log, machine, save_state
+from relviz.train.common import Budget, Every, Progress, log, machine, output_dir, run_dir, save_state
 from relviz.train.compact import export_and_reload
 
 #: seconds between saves of the resumable state
@@ -90,6 +90,16 @@ class Plan:
     label: str = ""  # progress lines' tag (default: the recipe's name)
     state: Path | None = None  # resumable state; None: never saved
     interim_exports: bool = True  # export every --export-every minutes as well as at the end
+
+
+def bundled_outputs(args: argparse.Namespace, family: str) -> dict[str, Any]:
+    """The :class:`Plan` fields every bundled model's recipe shares: its weights file in ``--out`` (else
+    ``weights/``), the safetensors metadata naming it and its family, and its resumable state."""
+    return {
+        "weights": output_dir(args) / f"{args.name}.safetensors",
+        "metadata": {"name": args.name, "family": family},
+        "state": run_dir(args.name) / "state.pt",
+    }
 
 
 @dataclass

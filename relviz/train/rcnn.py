@@ -30,7 +30,7 @@ from relviz.train.common import (
     output_dir,
     run_dir,
 )
-from relviz.train.harness import CardFacts, Measured, Plan, Run, Trainee, adamw, fit
+from relviz.train.harness import CardFacts, Measured, Plan, Run, Trainee, adamw, bundled_outputs, fit
 from relviz.zoo.demo import DEMO_REGIONFEAT, DEMO_RELATION, DETECTOR_LABELS  # noqa: F401
 
 #: the demo detectors' configs and labels are plain data in the zoo
@@ -262,11 +262,9 @@ def train_rcnn(
         loss=detector_loss,
         ship=lambda modules: copy.deepcopy(modules["model"]).eval(),
         measure=measure,
-        weights=output_dir(args) / f"{args.name}.safetensors",
         card=card,
-        metadata={"name": args.name, "family": family},
         warmup=200,
-        state=run_dir(args.name) / "state.pt",
+        **bundled_outputs(args, family),
     )
     return fit(args, plan).metrics
 
