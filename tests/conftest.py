@@ -48,6 +48,7 @@ def window(qtbot, tmp_path):
 
     w = MainWindow(Settings(settings=QSettings(str(tmp_path / "relviz.ini"), QSettings.Format.IniFormat)))
     qtbot.addWidget(w)
+    w.resize(1440, 900)  # the window's own default, stated: the layout tests measure at this size
     w.show()
     qtbot.waitExposed(w)
     yield w

@@ -9,28 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 from relviz.app.panels import common
-from relviz.app.settings import Settings
 from relviz.app.synthetic import synthetic_trace
-from relviz.app.window import MainWindow
 from relviz.views import maps
 from relviz.views.lrnet import prior_weight
 from relviz.views.palette import colorize
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(Settings(settings=QSettings(str(tmp_path / "relviz.ini"), QSettings.Format.IniFormat)))
-    qtbot.addWidget(w)
-    w.resize(1440, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.controller.shutdown()
 
 
 def show(window, trace, qtbot):
