@@ -83,7 +83,9 @@ def _add_model_arguments(p: argparse.ArgumentParser, required_input: bool) -> No
 def _add_view_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("view")
     g.add_argument("--view", help="figure view (see --help-views)")
-    g.add_argument("--object", type=int, help="selected detection index")
+    g.add_argument("--object", type=int, action="append", metavar="K",
+                   help="selected detection index (repeatable: the objects of decoder-objects and relation-pairs; "
+                        "one figure per object for the other views)")
     g.add_argument("--point", type=_point, action="append", metavar="X,Y",
                    help="reference point in image pixels (repeatable)")
     g.add_argument("--layer", help="layer index or name (default: the last)")
@@ -94,6 +96,9 @@ def _add_view_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cmap", default="inferno")
     g.add_argument("--no-colorbar", action="store_true")
     g.add_argument("--no-shared-range", action="store_true", help="each panel its own colour range")
+    g.add_argument("--preset", default="page", choices=("column", "page"),
+                   help="journal size: column (3.5 in wide) or page (7.16 in; the default), height from the "
+                        "content, every text 5–12 pt; --width/--height override the size")
     g.add_argument("--width", type=float, help="figure width in inches")
     g.add_argument("--height", type=float, help="figure height in inches")
     g.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -177,9 +182,9 @@ def _one_line(message: str) -> str:
 _OPTION_NAMES = {  # recipe field -> the option it comes from
     ("dpi",): "--dpi", ("view",): "--view", ("output",): "--out", ("trace",): "--trace",
     ("options", "object"): "--object", ("options", "point"): "--point", ("options", "points"): "--point",
-    ("options", "frame"): "--frame", ("options", "layer"): "--layer", ("options", "head"): "--head",
+    ("options", "objects"): "--object", ("options", "frame"): "--frame", ("options", "layer"): "--layer", ("options", "head"): "--head",
     ("options", "term"): "--term", ("options", "module"): "--module", ("options", "cmap"): "--cmap",
-    ("options", "width"): "--width", ("options", "height"): "--height", ("options", "top_k"): "--top-k",
+    ("options", "width"): "--width", ("options", "preset"): "--preset", ("options", "height"): "--height", ("options", "top_k"): "--top-k",
     ("options", "extra"): "--set", ("options", "colorbar"): "--no-colorbar",
     ("options", "shared_range"): "--no-shared-range",
     ("source", "model"): "--model", ("source", "weights"): "--weights", ("source", "family"): "--family",
@@ -242,10 +247,11 @@ def _source_data(args: argparse.Namespace) -> dict[str, Any]:
 def _options_data(args: argparse.Namespace) -> dict[str, Any]:
     points = [list(p) for p in args.point or []]
     return {
-        "object": args.object, "point": points[0] if points else None, "points": points, "frame": args.frame,
+        "object": args.object[0] if args.object else None, "objects": list(args.object or []), "point": points[0] if points else None, "points": points, "frame": args.frame,
         "layer": args.layer, "head": str(args.head), "term": args.term, "module": args.module,
         "colorbar": not args.no_colorbar, "shared_range": not args.no_shared_range, "cmap": args.cmap,
         "width": args.width, "height": args.height, "top_k": args.top_k, "extra": dict(args.set),
+        "preset": args.preset,
     }
 
 

@@ -227,6 +227,7 @@ class Options(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
     object: Index | None = None
+    objects: list[Index] = Field(default_factory=list, max_length=limits.MAX_EXPORT_FIGURES)
     point: Point | None = None
     points: list[Point] = Field(default_factory=list, max_length=limits.MAX_POINTS)
     frame: Index | None = None
@@ -241,6 +242,7 @@ class Options(BaseModel):
     height: Inches | None = None
     top_k: Annotated[int, _in_range(1, limits.MAX_TOP_K)] = 20
     extra: Settings = Field(default_factory=dict)
+    preset: Literal["column", "page"] = "page"  # journal size and type scale (relviz.render.style.PRESETS)
 
 
 class Source(BaseModel):
