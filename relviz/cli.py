@@ -182,9 +182,11 @@ def _one_line(message: str) -> str:
 _OPTION_NAMES = {  # recipe field -> the option it comes from
     ("dpi",): "--dpi", ("view",): "--view", ("output",): "--out", ("trace",): "--trace",
     ("options", "object"): "--object", ("options", "point"): "--point", ("options", "points"): "--point",
-    ("options", "objects"): "--object", ("options", "frame"): "--frame", ("options", "layer"): "--layer", ("options", "head"): "--head",
+    ("options", "objects"): "--object",
+    ("options", "frame"): "--frame", ("options", "layer"): "--layer", ("options", "head"): "--head",
     ("options", "term"): "--term", ("options", "module"): "--module", ("options", "cmap"): "--cmap",
-    ("options", "width"): "--width", ("options", "preset"): "--preset", ("options", "height"): "--height", ("options", "top_k"): "--top-k",
+    ("options", "preset"): "--preset",
+    ("options", "width"): "--width", ("options", "height"): "--height", ("options", "top_k"): "--top-k",
     ("options", "extra"): "--set", ("options", "colorbar"): "--no-colorbar",
     ("options", "shared_range"): "--no-shared-range",
     ("source", "model"): "--model", ("source", "weights"): "--weights", ("source", "family"): "--family",
@@ -247,7 +249,8 @@ def _source_data(args: argparse.Namespace) -> dict[str, Any]:
 def _options_data(args: argparse.Namespace) -> dict[str, Any]:
     points = [list(p) for p in args.point or []]
     return {
-        "object": args.object[0] if args.object else None, "objects": list(args.object or []), "point": points[0] if points else None, "points": points, "frame": args.frame,
+        "object": args.object[0] if args.object else None, "objects": list(args.object or []),
+        "point": points[0] if points else None, "points": points, "frame": args.frame,
         "layer": args.layer, "head": str(args.head), "term": args.term, "module": args.module,
         "colorbar": not args.no_colorbar, "shared_range": not args.no_shared_range, "cmap": args.cmap,
         "width": args.width, "height": args.height, "top_k": args.top_k, "extra": dict(args.set),

@@ -149,7 +149,13 @@ def heatmap(ax: Axes, values: np.ndarray, rect: tuple[float, float, float, float
     over whatever the axes show at up to ``opacity``, fading out towards the low end of the range so the photo
     stays as it is where the value is low; NaN/inf drawn as no value; smooth only with ``bilinear``."""
     x0, y0, x1, y1 = rect
-    image = show(ax, masked(values), extent=(x0, x1, y1, y0), cmap=overlay_colormap(cmap, opacity), norm=norm,
+    return overlay(ax, values, (x0, x1, y1, y0), norm, cmap, opacity, interpolation)
+
+
+def overlay(ax: Axes, values: np.ndarray, extent: tuple[float, float, float, float], norm: Normalize, cmap: str,
+            opacity: float = OVERLAY_OPACITY, interpolation: str = "nearest"):
+    """:func:`heatmap` over a matplotlib ``extent`` = (left, right, bottom, top) (a tile of a grid)."""
+    image = show(ax, masked(values), extent=extent, cmap=overlay_colormap(cmap, opacity), norm=norm,
                  interpolation=interpolation, interpolation_stage="data")
     image.relviz_cmap = cmap
     return image
