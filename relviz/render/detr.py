@@ -97,7 +97,8 @@ def encoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     style = current()
     width = options.width or style.width
     bar_room = 0.6 if options.colorbar else 0.0
-    cols = grid_columns(len(points) + 1, width - bar_room)
+    per_panel_bars = options.colorbar and not options.shared_range
+    cols = grid_columns(len(points) + 1, width - bar_room, 1.65 if per_panel_bars else 1.1)
     rows = math.ceil((len(points) + 1) / cols)
     fig = new_figure(width, style.max_height)
     count_nonfinite(fig, *shown)

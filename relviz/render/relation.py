@@ -375,10 +375,12 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
     ax = fig.add_subplot()
     im = value_image(ax, sub, options.cmap, range_norm(*finite_range([sub])), aspect="equal")
     n = len(sub)
-    named = [i for i in range(n) if labels[i]]
     room = max(1, int((side - 1.6) * 72 / (style.small * 1.4)))  # labels that fit along the matrix's side
-    step = max(1, math.ceil(len(named) / room))
-    ticks = named[::step]
+    gap = max(1, math.ceil(n / room))  # rows between two labels, at least
+    ticks: list[int] = []
+    for i in range(n):  # named rows (detections), thinned so no two labels are closer than ``gap`` rows
+        if labels[i] and (not ticks or i - ticks[-1] >= gap):
+            ticks.append(i)
     longest = max((len(labels[i]) for i in ticks), default=0)
     short = longest * style.small * 0.55 > 0.28 * side * 72  # long names take too much of the figure: dN only
     shown = [labels[i].split(" ")[0] if short else labels[i] for i in ticks]
@@ -483,7 +485,7 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
         a.set_title(f"scale at ({off[0]:g}w, {off[1]:g}h)", fontsize=style.title)
         if options.colorbar:
             colorbar(fig, im2, a, "ω_G")
-        map_axes = list(axes.flat[:3])
+        map_axes = list(axes.flat[:3]) if cols == 4 else list(axes[0])  # 2×2: the scale panel's bar sits below
     else:
         map_axes = axes.ravel().tolist()
     if options.colorbar and im is not None:

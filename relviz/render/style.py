@@ -206,3 +206,12 @@ def fit_height(fig, max_height: float, min_height: float = 0.8, passes: int = 3)
             break
         fig.set_figheight(round(max(min_height, fig.get_figheight() - slack), 3))
     return fig.get_figheight()
+
+
+def overflow(fig) -> float:
+    """Inches by which the figure's drawn content passes its top or bottom edge (0 when it fits)."""
+    fig.draw_without_rendering()
+    renderer = fig._get_renderer()
+    tight = fig.get_tightbbox(renderer)
+    height = fig.get_figheight()
+    return max(0.0, -tight.y0) + max(0.0, tight.y1 - height)

@@ -26,7 +26,7 @@ from relviz.render.selection import (
     check_settings,
     check_top_k,
 )
-from relviz.render.style import DEFAULT_PRESET, check_preset, fit_height, use_style
+from relviz.render.style import DEFAULT_PRESET, check_preset, fit_height, overflow, use_style
 
 
 @dataclass
@@ -134,6 +134,16 @@ def views_for(family: str) -> list[str]:
     return [name for name, v in views().items() if family in v.families]
 
 
+def _drawn(view: View, trace: Trace, options: ViewOptions) -> Figure:
+    fig = view.draw(trace, options)
+    note_nonfinite(fig)
+    if options.width is not None:
+        fig.set_figwidth(options.width)
+    if options.height is not None:
+        fig.set_figheight(options.height)
+    return fig
+
+
 def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
     """Draw view ``name`` of ``trace``; a clear error when the view does not fit the trace's family.
 
@@ -156,16 +166,20 @@ def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
     with use_style(options.preset) as style, np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="matplotlib")  # layout notes, not the user's business
         try:
-            fig = view.draw(trace, options)
+            fig = _drawn(view, trace, options)
+            if options.height is None:
+                # the height the content needs, found on a first figure; the figure returned is built afresh at that
+                # height (matplotlib's layout of a figure depends on the layouts it had before)
+                height = fit_height(fig, style.max_height)
+                for _ in range(3):
+                    fig = _drawn(view, trace, options)
+                    fig.set_figheight(height)
+                    over = overflow(fig) if height < style.max_height else 0.0
+                    if over < 0.01:
+                        break
+                    height = min(style.max_height, round(height + 2 * over + 0.02, 3))
         except NoFiniteValues:
             return message_figure(f"every value the {name} view would draw here is NaN or infinite: nothing to show",
                                   name)
-        note_nonfinite(fig)
-        if options.width is not None:
-            fig.set_figwidth(options.width)
-        if options.height is not None:
-            fig.set_figheight(options.height)
-        else:
-            fit_height(fig, style.max_height)
         fig.relviz_style = style
     return fig
