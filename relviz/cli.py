@@ -82,7 +82,8 @@ def _add_model_arguments(p: argparse.ArgumentParser, required_input: bool) -> No
 
 def _add_view_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("view")
-    g.add_argument("--view", help="figure view (see --help-views)")
+    g.add_argument("--view", action="append", help="figure view (see --help-views); repeatable: one figure per view, "
+                   "named FIG-VIEW.png after --out")
     g.add_argument("--object", type=int, action="append", metavar="K",
                    help="selected detection index (repeatable: the objects of decoder-objects and relation-pairs; "
                         "one figure per object for the other views)")
@@ -310,7 +311,7 @@ def _recipe_from_options(args: argparse.Namespace):
         raise BadInputError("give --out FIGURE.png|svg|pdf")
     if not args.view:
         raise BadInputError("give --view VIEW (see `relviz export --help-views`)")
-    data: dict[str, Any] = {"relviz": __version__, "view": args.view, "options": _options_data(args),
+    data: dict[str, Any] = {"relviz": __version__, "view": args.view[0], "options": _options_data(args),
                             "dpi": args.dpi, "output": args.out}
     if args.trace:
         data["trace"] = args.trace
@@ -324,7 +325,7 @@ def _recipe_from_options(args: argparse.Namespace):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from relviz.export import export_figure, replay_recipe
+    from relviz.export import export_figure, export_figures, make_recipe, replay_recipe
 
     if args.help_views:
         from relviz.render.views import views
@@ -340,7 +341,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             check_text(args.out, "--out")
         figure, recipe_file = replay_recipe(args.recipe, output=args.out)  # no --out: in place
     else:
-        figure, recipe_file = export_figure(_recipe_from_options(args), names=_field_names(args))
+        names = _field_names(args)
+        recipe = _recipe_from_options(args)
+        for view in args.view[1:]:  # every view's name checked as the first one was
+            make_recipe({**recipe.model_dump(mode="json", exclude_none=True), "view": view}, names)
+        if len(args.view) == 1 and len(recipe.options.objects) <= 1:
+            figure, recipe_file = export_figure(recipe, names=names)
+        else:
+            for figure, recipe_file in export_figures(recipe, args.view, names=names):
+                _say(f"wrote {figure} and {recipe_file.name}")
+            return 0
     _say(f"wrote {figure} and {recipe_file.name}")
     return 0
 

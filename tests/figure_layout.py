@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -11,6 +12,17 @@ from matplotlib.text import Text
 from relviz.core.limits import MAX_FIGURE_TEXT_PT, MIN_FIGURE_TEXT_PT
 from relviz.render.figure import drawing_context
 
+ROOT = Path(__file__).resolve().parents[1]
+RESOURCES = ROOT / "resources"
+#: the bundled demos on the bundled inputs, at low thresholds: many detections, the crowded case
+DEMOS = {
+    "detr": ("demo-detr", RESOURCES / "scene-1.png", 0.2),
+    "relation": ("demo-relation", RESOURCES / "scene-1.png", 0.3),
+    "regionfeat": ("demo-regionfeat", RESOURCES / "scene-1.png", 0.3),
+    "lrnet": ("demo-lrnet", RESOURCES / "tiles" / "patch-0.png", 0.7),
+    "nonlocal": ("demo-nonlocal", RESOURCES / "tiles" / "pair-0.png", 0.7),
+    "clip": ("demo-nonlocal-clip", RESOURCES / "clip-0.mp4", 0.7),
+}
 TOLERANCE_PT = 0.5  # anti-aliasing: a hair of overlap is not a collision
 
 
@@ -67,3 +79,18 @@ def text_problems(fig: Figure) -> list[str]:
             if overlap_x > TOLERANCE_PT and overlap_y > TOLERANCE_PT:
                 problems.append(f"{name_a} overlaps {name_b}")
     return problems
+
+
+def demo_traces_in(folder: Path, keys=None) -> dict:
+    """Traces of the bundled demos (``keys`` of :data:`DEMOS`, default all), saved in ``folder`` and read back
+    as ``relviz export --trace`` reads them."""
+    from relviz import zoo
+    from relviz.core.trace import Trace
+
+    out = {}
+    for key in keys or DEMOS:
+        model, path, threshold = DEMOS[key]
+        loaded = zoo.load_model(model, device="cpu")
+        trace = zoo.run_model(loaded, path, zoo.RunOptions(threshold=threshold))
+        out[key] = Trace.load(trace.save(folder / f"{key}.npz"))
+    return out

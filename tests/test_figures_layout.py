@@ -4,41 +4,18 @@ extents after drawing)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from figure_layout import text_problems
+from figure_layout import demo_traces_in, text_problems
 
 from relviz.core.trace import Trace
 from relviz.render.style import PRESETS
 from relviz.render.views import ViewOptions, render_view, views
 
-ROOT = Path(__file__).resolve().parents[1]
-RESOURCES = ROOT / "resources"
-
-#: the bundled demos on the bundled inputs, at low thresholds: many detections, the crowded case
-DEMOS = {
-    "detr": ("demo-detr", RESOURCES / "scene-1.png", 0.2),
-    "relation": ("demo-relation", RESOURCES / "scene-1.png", 0.3),
-    "regionfeat": ("demo-regionfeat", RESOURCES / "scene-1.png", 0.3),
-    "lrnet": ("demo-lrnet", RESOURCES / "tiles" / "patch-0.png", 0.7),
-    "nonlocal": ("demo-nonlocal", RESOURCES / "tiles" / "pair-0.png", 0.7),
-    "clip": ("demo-nonlocal-clip", RESOURCES / "clip-0.mp4", 0.7),
-}
-
 
 @pytest.fixture(scope="session")
 def demo_traces(tmp_path_factory) -> dict[str, Trace]:
-    from relviz import zoo
-
-    folder = tmp_path_factory.mktemp("demo-traces")
-    out = {}
-    for key, (model, path, threshold) in DEMOS.items():
-        loaded = zoo.load_model(model, device="cpu")
-        trace = zoo.run_model(loaded, path, zoo.RunOptions(threshold=threshold))
-        out[key] = Trace.load(trace.save(folder / f"{key}.npz"))  # as `relviz export --trace` reads it
-    return out
+    return demo_traces_in(tmp_path_factory.mktemp("demo-traces"))
 
 
 #: (view, trace, options): every view's default, and the variants that change its layout

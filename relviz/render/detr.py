@@ -82,7 +82,8 @@ def _blank_unused(axes, used: int) -> None:
 
 @register_view("encoder-attention", ("detr",), "encoder self-attention from reference points (DETR Fig. 3): the "
                "points marked on the image, one map per point (--set boxes=show adds the detections)",
-               settings={**SMOOTH, "boxes": Setting(str, "draw the detections on the points' image", ("hide", "show"))})
+               settings={**SMOOTH, "boxes": Setting(str, "draw the detections on the points' image", ("hide", "show"))},
+               takes_object=False)
 def encoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     points = checked_points(trace, options.points or ([options.point] if options.point else None))
     points = points or default_points(trace)
@@ -125,7 +126,7 @@ def encoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
 
 
 @register_view("decoder-attention", ("detr",), "decoder cross-attention per object (--object, repeatable), heads "
-               "as small multiples", settings=SMOOTH)
+               "as small multiples", settings=SMOOTH, several_objects=True)
 def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     n = detection_count(trace)
     if n == 0:
@@ -181,7 +182,8 @@ def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
 @register_view("decoder-objects", ("detr",), "decoder cross-attention of several objects on one image, each in "
                "its own colour with its box (DETR Fig. 6; --object repeatable, --head H|mean)",
                settings={**SMOOTH, "opacity": Setting(float, "the opacity of each map's strongest cells", low=0.05,
-                                                       high=1.0)})
+                                                       high=1.0)},
+               several_objects=True)
 def decoder_objects_view(trace: Trace, options: ViewOptions) -> Figure:
     if detection_count(trace) == 0:
         return message_figure("no detections above the score threshold: no decoder attention to show",

@@ -76,6 +76,7 @@ def _default_groups(options: ViewOptions) -> int:
     "aligned panels (prior and appearance on one logit scale: they add up before the softmax); --head G picks "
     "one group",
     settings=GROUPS_SETTING,
+    takes_object=False,
 )
 def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     w, h = trace.image_size
@@ -151,6 +152,7 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     "(--term geometry: logits; weight: softmax over the window, the fixed kernel the layer would use "
     "without appearance; --set range=shared: one range for all)",
     settings={**GROUPS_SETTING, "range": Setting(str, "one colour range per layer or for all", ("layer", "shared"))},
+    takes_object=False,
 )
 def geometry_priors_view(trace: Trace, options: ViewOptions) -> Figure:
     names = layer_names(trace)

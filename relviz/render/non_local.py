@@ -43,6 +43,7 @@ from relviz.views.non_local import (  # noqa: F401 - the figure's computations l
         "values": Setting(str, "attention or the un-normalised pairwise term", ("attn", "pairwise")),
         "interpolation": Setting(str, "draw the cells (nearest) or smooth them (bilinear)", ("nearest", "bilinear")),
     },
+    takes_object=False,
 )
 def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     w, h = trace.image_size

@@ -264,6 +264,7 @@ PARTNER_COLOR = "#ffd700"
     "object pairs with high relation weights (Relation Networks' figure): for each of a few objects "
     "(--object, repeatable; default the strongest), the 1–3 detections it relates to most, boxes joined by lines",
     settings={"partners": Setting(int, "how many related objects per object", low=1, high=3)},
+    several_objects=True,
 )
 def relation_pairs_view(trace: Trace, options: ViewOptions) -> Figure:
     _check_family(trace, "relation", "relation-pairs")

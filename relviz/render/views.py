@@ -108,6 +108,8 @@ class View:
     draw: Callable[[Trace, ViewOptions], Figure]
     help: str
     settings: dict[str, Setting] = field(default_factory=dict)  # the --set keys it understands
+    several_objects: bool = False  # shows several objects (--object repeated) in one figure
+    takes_object: bool = True  # False: the view shows no selected object (points, layers, blocks)
 
 
 _VIEWS: dict[str, View] = {}
@@ -116,9 +118,10 @@ _VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr", "relviz.render
                  "relviz.render.relation")
 
 
-def register_view(name: str, families: tuple[str, ...], help: str, settings: dict[str, Setting] | None = None):
+def register_view(name: str, families: tuple[str, ...], help: str, settings: dict[str, Setting] | None = None,
+                  several_objects: bool = False, takes_object: bool = True):
     def wrap(draw: Callable[[Trace, ViewOptions], Figure]):
-        _VIEWS[name] = View(name, families, draw, help, dict(settings or {}))
+        _VIEWS[name] = View(name, families, draw, help, dict(settings or {}), several_objects, takes_object)
         return draw
 
     return wrap
