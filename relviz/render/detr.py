@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from relviz.core.trace import Trace
 from relviz.render.figure import (
@@ -23,6 +24,8 @@ from relviz.render.figure import (
     message_figure,
     new_figure,
     object_colors,
+    overlay,
+    photo,
     shared_norm,
     tinted,
 )
@@ -38,8 +41,10 @@ from relviz.render.selection import (
     layer_index,
 )
 from relviz.render.style import current
+from relviz.render.tiles import Tiles
 from relviz.render.views import ViewOptions, register_view
 from relviz.views import maps
+from relviz.views.palette import box_color
 
 ENCODER = "detr/encoder/self_attn"
 CROSS = "detr/decoder/cross_attn"
@@ -149,6 +154,8 @@ def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     count_nonfinite(fig, *[m for row in shown for m in row])
     boxes, labels = trace["detections/boxes"], trace["detections/labels"]
     names = detection_labels(trace)
+    if len(objects) > 1:
+        return _objects_by_heads(fig, trace, options, objects, columns, views, shown, norms, layer)
     if len(objects) == 1:  # one object: its heads as a grid
         cols = grid_columns(len(columns), width - 0.7, 0.75)
         grid = fig.subplots(math.ceil(len(columns) / cols), cols, squeeze=False)
@@ -176,6 +183,46 @@ def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
     figure_title(fig, f"decoder cross-attention of {who} per head, layer {layer}")
     if options.colorbar and options.shared_range:
         colorbar(fig, im, used, "attention")
+    return fig
+
+
+def _objects_by_heads(fig: Figure, trace: Trace, options: ViewOptions, objects: list[int], columns: list,
+                      views: list, shown: list, norms: list, layer: int) -> Figure:
+    """Objects as rows and heads as columns, as tiles of one axes (one layout pass for dozens of panels)."""
+    style = current()
+    w, h = trace.image_size
+    window = (0, w, h, 0)
+    width = fig.get_figwidth()
+    ax = fig.add_subplot()
+    tiles = Tiles(ax, len(objects), len(columns), aspect=h / w, gap=0.08)
+    pitch = (width - 1.2) / len(columns)
+    boxes, labels = trace["detections/boxes"], trace["detections/labels"]
+    names = detection_labels(trace)
+    interpolation = options.extra.get("interpolation", "nearest")
+    im = None
+    for r, k in enumerate(objects):
+        x0, y0, x1, y1 = boxes[k]
+        for c, head in enumerate(columns):
+            clip = tiles.clip(r, c)
+            if trace.image is not None:
+                photo(ax, trace.image, tiles.extent(r, c, window)).set_clip_path(clip)
+            else:
+                tiles.background(r, c, "#d0d0d0")
+            mx0, my0, mx1, my1 = views[r].rect
+            im = overlay(ax, shown[r][c], tiles.extent(r, c, window, (mx0, mx1, my1, my0)),
+                         norms[r * len(columns) + c], options.cmap, interpolation=interpolation)
+            im.set_clip_path(clip)
+            (bx0, by0), (bx1, by1) = tiles.point(r, c, window, x0, y0), tiles.point(r, c, window, x1, y1)
+            ax.add_patch(Rectangle((bx0, by0), bx1 - bx0, by1 - by0, fill=False, edgecolor=box_color(labels[k]),
+                                   linewidth=style.thin, clip_path=clip))
+            tiles.frame(r, c, linewidth=style.thin)
+            if r == 0:
+                tiles.title(r, c, "mean" if head is None else (f"h{head}" if pitch < 0.6 else f"head {head}"),
+                            fontsize=style.small)
+        tiles.row_label(r, 0, names[k].split(" ")[0] if pitch < 0.9 else names[k], fontsize=style.small)
+    figure_title(fig, f"decoder cross-attention of each object (rows) per head, layer {layer}")
+    if options.colorbar and im is not None:
+        colorbar(fig, im, ax, "attention" if options.shared_range else "attention (each panel its own range)")
     return fig
 
 

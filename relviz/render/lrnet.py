@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from relviz.core.errors import BadInputError
 from relviz.core.grid import check_point
@@ -108,9 +109,11 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     fig = new_figure(width, style.max_height)
     count_nonfinite(fig, *logits, kernels.weight[groups])
     if page:
-        left, right = fig.subfigures(1, 2, width_ratios=[image_width, grid_width], wspace=0.02)
-    else:
-        left, right = fig.subfigures(2, 1, height_ratios=[1.0, max(1.0, 0.5 * rows)], hspace=0.02)
+        left, right = fig.subfigures(1, 2, width_ratios=[image_width, grid_width], wspace=0.0)
+    else:  # the image above the kernels, each part as tall as it needs
+        tile = (grid_width - 0.4) / (3 * group_cols * 1.12 + (group_cols - 1) * 0.4)
+        image_height = min(1.8, width * h / w) + 0.3 + 0.12 * len(top_classes(trace)[:3])
+        left, right = fig.subfigures(2, 1, height_ratios=[image_height, rows * tile * 1.12 + 0.8], hspace=0.0)
     ax = left.add_subplot()
     image_axes(ax, trace.image, trace.image_size, f"{kernels.layer} at ({point[0]:.0f}, {point[1]:.0f})")
     x0, x1, y0, y1 = kernels.window_extent()
@@ -122,7 +125,8 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
     grid = right.add_subplot()
     k = kernels.geometry.shape[-1]
     window = (0, k, k, 0)
-    tiles = Tiles(grid, rows, 3 * group_cols, aspect=1.0, gap=0.12, group=3, group_gap=0.4)
+    tiles = Tiles(grid, rows, 3 * group_cols, aspect=1.0, gap=0.12, group=3, group_gap=0.4,
+                  below=0.9 if options.colorbar else 0.0)
     mappables: dict[str, object] = {}
     for n, g in enumerate(groups):
         r, gc = n % rows, n // rows
@@ -134,11 +138,14 @@ def local_relation_view(trace: Trace, options: ViewOptions) -> Figure:
                 tiles.title(r, c, label, fontsize=style.small)
             if t == 0:
                 tiles.row_label(r, c, f"g{g}", fontsize=style.small)
-    if options.colorbar:
-        colorbar(right, mappables["geometry"], grid, "logit", location="bottom", shrink=0.45, anchor=(0.0, 1.0),
-                 aspect=18)
-        colorbar(right, mappables["weight"], grid, "ω", location="bottom", shrink=0.45, anchor=(1.0, 1.0),
-                 aspect=18)
+    if options.colorbar:  # under the first group's kernels: one bar for the logits, one for ω
+        for key, (c0, c1), label in (("geometry", (0, 1), "logit (prior, Φ)"), ("weight", (2, 2), "ω")):
+            bar = right.colorbar(opaque(mappables[key]), cax=tiles.below_axes(c0, c1, height=0.1, offset=0.2),
+                                 orientation="horizontal")
+            bar.set_label(label, fontsize=style.small, labelpad=1)
+            bar.ax.xaxis.set_major_locator(MaxNLocator(3 if c1 > c0 else 2))
+            bar.ax.tick_params(labelsize=style.small, length=1.5, pad=1, width=0.5)
+            bar.outline.set_linewidth(0.4)
     shown = f"groups {groups[0]}–{groups[-1]} of {count}" if len(groups) > 1 else f"group {groups[0]} of {count}"
     figure_title(fig, f"local relation kernels ({k}×{k}) at output cell {kernels.cell}, {shown}: geometry prior, "
                       "appearance Φ, and ω = softmax(prior + Φ)")

@@ -177,9 +177,9 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     fig = new_figure(width, style.max_height)
     count_nonfinite(fig, raw)
     if width >= 5.0:  # page: the image beside the bars
-        sub = fig.subfigures(1, 2, width_ratios=[1.25, 1.0], wspace=0.02)
+        sub = fig.subfigures(1, 2, width_ratios=[1.25, 1.0], wspace=0.0)
     else:  # column: the image above the bars
-        sub = fig.subfigures(2, 1, height_ratios=[1.15, 1.0], hspace=0.02)
+        sub = fig.subfigures(2, 1, height_ratios=[1.15, 1.0], hspace=0.0)
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
     title = (f"{TERMS[term]} {'into' if direction == 'in' else 'from'} {view.labels[index]} ({module}, {head_name}): "
@@ -548,7 +548,8 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
     fig = new_figure(fw, style.max_height)
     count_nonfinite(fig, *maps)
     ax = fig.add_subplot()
-    tiles = Tiles(ax, parts, parts, aspect=aspect, gap=0.2)
+    tile_pt = (fw - 1.0) * 72 / parts  # a tile's width in points, about
+    tiles = Tiles(ax, parts, parts, aspect=aspect, gap=max(0.12, (style.small + 4) / tile_pt))  # room for titles
     w, h = trace.image_size
     im = None
     for i in range(k):

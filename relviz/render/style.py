@@ -135,10 +135,12 @@ class Style:
             "ytick.major.size": 2.5,
             "xtick.major.pad": 2.0,
             "ytick.major.pad": 2.0,
-            "figure.constrained_layout.h_pad": 2 / 72,
-            "figure.constrained_layout.w_pad": 2 / 72,
-            "figure.constrained_layout.hspace": 0.02,
-            "figure.constrained_layout.wspace": 0.02,
+            # gaps in inches (pads), none as fractions of the figure: the layout does not change with the height,
+            # so the height the content needs is found in one pass (fit_height)
+            "figure.constrained_layout.h_pad": 3 / 72,
+            "figure.constrained_layout.w_pad": 3 / 72,
+            "figure.constrained_layout.hspace": 0.0,
+            "figure.constrained_layout.wspace": 0.0,
         }
 
 
@@ -178,24 +180,26 @@ def use_style(preset: str | Style | None = None) -> Iterator[Style]:
 # -- the height a figure's content needs --------------------------------------------------------------
 def _vertical_slack(fig) -> float:
     """Inches of height the figure could lose without shrinking any fixed-aspect axes (images, tiles): the
-    least, over columns of such axes, of the height they leave unused once drawn at their aspect."""
-    height = fig.get_figheight()
-    columns: dict[float, float] = {}
-    found = False
+    least, over vertical lines through such axes, of the height the axes on that line leave unused once drawn
+    at their aspect (axes stacked on one line add their slack up)."""
+    fixed = []
     for ax in fig.get_axes():
         if not ax.get_visible() or ax.get_aspect() == "auto" or hasattr(ax, "_colorbar"):
             continue
         if not ax.axison and not ax.images and not ax.patches and not ax.texts:
             continue
-        found = True
-        layout = ax.get_position(original=True)
-        drawn = ax.get_position(original=False)
-        key = round(layout.x0, 3)
-        columns[key] = columns.get(key, 0.0) + max(0.0, (layout.height - drawn.height) * height)
-    return min(columns.values()) if found else 0.0
+        # positions are fractions of the axes' own (sub)figure: in display pixels, they compare across subfigures
+        to_display = ax.get_figure(root=False).transSubfigure
+        layout = ax.get_position(original=True).transformed(to_display)
+        drawn = ax.get_position(original=False).transformed(to_display)
+        fixed.append((layout.x0, layout.x1, max(0.0, layout.height - drawn.height) / fig.dpi))
+    if not fixed:
+        return 0.0
+    lines = [(x0 + x1) / 2 for x0, x1, _ in fixed]
+    return min(sum(slack for x0, x1, slack in fixed if x0 <= x <= x1) for x in lines)
 
 
-def fit_height(fig, max_height: float, min_height: float = 0.8, passes: int = 3) -> float:
+def fit_height(fig, max_height: float, min_height: float = 0.8, passes: int = 2) -> float:
     """Shrink ``fig`` to the height its content needs at its width (no empty bands above and below images
     drawn at their aspect), at most ``max_height``; returns the height."""
     fig.set_figheight(min(fig.get_figheight(), max_height))
