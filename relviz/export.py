@@ -622,7 +622,9 @@ def replay_recipe(path: str | Path, output: str | Path | None = None, *, progres
     if output is not None:
         recipe = own.model_copy(update={"output": str(atomic.absolute(output))})
     in_place = bool(own.output) and bool(recipe.output) and atomic.same_file(recipe.output, own.output)
-    return export_figure(recipe, recipe_file=None if in_place else path, progress=progress)
+    if in_place:
+        return export_figure(recipe, progress=progress, recorded=make_recipe(load_recipe_json(path)))
+    return export_figure(recipe, recipe_file=path, progress=progress)
 
 
 def _inputs_of(recipe: Recipe, recipe_file: str | Path | None) -> dict[str, str | Path | None]:
@@ -644,12 +646,15 @@ def _clean_info(value: Any) -> Any:
 
 
 def export_figure(recipe: Recipe, *, recipe_file: str | Path | None = None, trace=None,
-                  names: FieldNames | None = None, progress: Progress | None = None) -> tuple[Path, Path]:
+                  names: FieldNames | None = None, progress: Progress | None = None,
+                  recorded: Recipe | None = None) -> tuple[Path, Path]:
     """Draw the figure ``recipe`` describes into ``recipe.output`` and write the recipe beside it.
 
     Everything that can be refused is refused before the trace is read or the model runs: the output's
     format and folder, an output that is one of the inputs, an unknown view, a figure over the pixel limit.
     ``trace`` is the trace when the caller holds it (the app); else it is read or the model is run.
+    ``recorded`` is the recipe to write beside the figure when it differs from the one drawn (a recipe
+    regenerated in place keeps its paths as its file wrote them).
     The figure and its recipe land together or not at all.
     """
     from relviz.render.views import ViewOptions, render_view
@@ -677,7 +682,10 @@ def export_figure(recipe: Recipe, *, recipe_file: str | Path | None = None, trac
     fig = render_view(trace, recipe.view, ViewOptions.from_json(recipe.options.model_dump()))
     width, height = (float(v) for v in fig.get_size_inches())
     check_figure_pixels(width, height, recipe.dpi, names)
-    final = recipe.model_copy(update=update)
+    if recorded is not None:  # a recipe regenerated in place keeps its paths as written (relative ones too)
+        update.pop("output")
+        update = {k: v for k, v in update.items() if getattr(recorded, k, None) is None or k == "trace_sha256"}
+    final = (recorded or recipe).model_copy(update=update)
     report(60, f"writing {out.name}…")
     return save_figure_and_recipe(fig, out, final, recipe.dpi)
 

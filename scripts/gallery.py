@@ -1,6 +1,6 @@
 """The README's figure gallery: one figure per model family, at the ``column`` preset, from the bundled demos.
 
-    python scripts/gallery.py [--out docs/gallery] [--dpi 150]
+    python scripts/gallery.py [--out docs/gallery] [--dpi 120]
 
 Each bundled demo model runs on a bundled input (on the CPU, a few seconds each); its figure is written as
 PNG with its recipe beside it, and the ``relviz export`` command that draws the same figure is printed.
@@ -64,7 +64,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "docs" / "gallery"))
-    p.add_argument("--dpi", type=int, default=150)
+    p.add_argument("--dpi", type=int, default=120)
     args = p.parse_args()
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
