@@ -9,6 +9,7 @@ no dates, fixed SVG ids — so a recipe regenerates the same file.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,20 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 300) -> Path:
     fmt = figure_format(path)
     check_writable(path)
     check_figure_size(fig, fmt, dpi)
+    with warnings.catch_warnings():
+        ignore_layout_notes()
+        return _save(fig, path, fmt, dpi)
+
+
+def ignore_layout_notes() -> None:
+    """Inside ``warnings.catch_warnings()``: matplotlib's notes on layout (a figure too small for its decorations)
+    are not the user's business; the layout tests check what is drawn."""
+    warnings.filterwarnings("ignore", module="matplotlib")
+    warnings.filterwarnings("ignore", message="constrained_layout not applied")
+    warnings.filterwarnings("ignore", message=".*layout.*", category=UserWarning)
+
+
+def _save(fig: Figure, path: str | Path, fmt: str, dpi: int) -> Path:
     metadata: dict[str, Any] = {"Creator": "relviz"}
     if fmt == "pdf":
         metadata.update(CreationDate=None, ModDate=None, Producer="relviz")

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from relviz.core.errors import BadInputError
 from relviz.core.trace import Trace
-from relviz.render.figure import NoFiniteValues, check_cmap, message_figure, note_nonfinite
+from relviz.render.figure import NoFiniteValues, check_cmap, ignore_layout_notes, message_figure, note_nonfinite
 from relviz.render.selection import (
     Setting,
     check_inches,
@@ -167,7 +167,7 @@ def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
         )
     options = checked_options(view, options)
     with use_style(options.preset) as style, np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", module="matplotlib")  # layout notes, not the user's business
+        ignore_layout_notes()
         try:
             fig = _drawn(view, trace, options)
             if options.height is None:
