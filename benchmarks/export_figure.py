@@ -91,7 +91,8 @@ def main() -> None:
             trace = make_trace(model)
             names, size = views_of(trace)
             for view in names:
-                runs = [export_once(trace, view, size, args.format, Path(tmp), args.preset) for _ in range(args.repeats)]
+                runs = [export_once(trace, view, size, args.format, Path(tmp), args.preset)
+                        for _ in range(args.repeats)]
                 s = statistics.median(r[0] for r in runs)
                 mb = statistics.median(r[1] for r in runs)
                 torch = any(r[2] for r in runs)
