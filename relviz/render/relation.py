@@ -612,7 +612,13 @@ def _one_part(
     ax = fig.add_subplot()
     caps = captions(trace)
     image_axes(ax, trace.image, trace.image_size)
-    figure_title(fig, f"{REGION_TERMS[term]} of part {part} for {caps[obj]}")
+    # the support region and a quarter of its size around it, not the whole image: the map fills the figure
+    left, right, bottom, top = extent
+    w, h = trace.image_size
+    pad_x, pad_y = 0.25 * (right - left), 0.25 * (bottom - top)
+    ax.set_xlim(max(0.0, left - pad_x), min(float(w), right + pad_x))
+    ax.set_ylim(min(float(h), bottom + pad_y), max(0.0, top - pad_y))
+    figure_title(fig, f"{REGION_TERMS[term]} of part {part} for {caps[obj]} over its support region")
     norm = shared_norm([values], True)[0]
     count_nonfinite(fig, values)
     im = overlay(ax, values, extent, norm, options.cmap)
