@@ -63,10 +63,10 @@ def figure_format(path: str | Path) -> str:
 
 
 def drawing_context(fig: Figure):
-    """matplotlib's settings to draw ``fig`` with: its style's (ticks made while drawing take their sizes from
-    them) and the output's (text stays text, fixed SVG ids)."""
-    chosen = getattr(fig, "relviz_style", None) or current()
-    return matplotlib.rc_context({**chosen.rc(), **_RC})
+    """matplotlib's settings to draw ``fig`` with: its style's when a view drew it (ticks made while drawing take
+    their sizes from them) and the output's (text stays text, fixed SVG ids)."""
+    chosen = getattr(fig, "relviz_style", None)  # a figure drawn by a view; others keep the settings they have
+    return matplotlib.rc_context({**chosen.rc(), **_RC} if chosen is not None else _RC)
 
 
 def new_figure(width: float, height: float) -> Figure:
