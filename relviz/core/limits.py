@@ -100,3 +100,5 @@ MAX_KEY_LENGTH = 512
 MAX_CONFIG_TEXT_CHARS = 1_000_000
 MAX_CLASS_NAMES = 100_000
 MAX_CLASS_NAME_CHARS = 200
+#: a --labels FILE (one class name per line): read in full, so bounded before it is read
+MAX_LABEL_FILE_BYTES = 20_000_000
