@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import torch
 
 from relviz.core import limits
@@ -226,6 +227,15 @@ def config_from_checkpoint(ckpt: Checkpoint, overrides: dict[str, Any], name: st
         config["labels"] = labels
     config.update({k: v for k, v in overrides.items() if k not in ("mode", "instantiation")})
     return config
+
+
+def normalise_255(image: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB → (3, H, W) float32 ``(x − mean) / std`` on 0–255 values, as mmaction2's
+    ``ActionDataPreprocessor`` computes it."""
+    x = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float()
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (x - mean_t) / std_t
 
 
 def mode_name(instantiation: str) -> str:

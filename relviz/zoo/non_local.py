@@ -131,11 +131,8 @@ class NonLocalFamily(Family):
         # the whole clip's model input is checked before any frame is resized
         check_model_input((width, height), shorter_side_size(width, height, shorter), len(frames), resize=shorter,
                           base_limit=limits.MAX_DENSE_INPUT_PIXELS)
-        if is_i3d:  # mmaction2's data preprocessor: (x - mean) / std on 0–255 values, float32
-            mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(3, 1, 1)
-            std = torch.tensor(cfg["std"], dtype=torch.float32).view(3, 1, 1)
-            tensors = [(torch.from_numpy(np.ascontiguousarray(resize_shorter(f, shorter))).permute(2, 0, 1).float()
-                        - mean) / std for f in frames]
+        if is_i3d:
+            tensors = [i3d.normalise_255(resize_shorter(f, shorter), cfg["mean"], cfg["std"]) for f in frames]
         else:
             tensors = [normalise(resize_shorter(f, shorter)) for f in frames]
         x = torch.stack(tensors, dim=1)[None] if net.clip else tensors[0][None]  # (1,3,T,H,W) or (1,3,H,W)
