@@ -182,9 +182,9 @@ def main() -> None:
                 arrays[f"argmax64/{key}"] = attn64[key].argmax(-1).astype(np.int32)
             else:
                 arrays[f"attn/{key}"] = attn64[key].astype(np.float32)  # the float64 run, rounded once
-        np.savez_compressed(out / f"reference_{name}.npz", **arrays)
         dev = max(float(np.abs(attn32[k] - attn64[k]).max()) for k in attn32)
-        arrays["mmaction_f32_vs_f64"] = np.array([np.abs(logits32 - logits64).max(), dev])
+        arrays["mmaction_f32_vs_f64"] = np.array([np.abs(logits32 - logits64).max(), dev])  # logits, attention
+        np.savez_compressed(out / f"reference_{name}.npz", **arrays)
         print(f"{mode}: logits {logits32[:3]}…, mmaction2 float32 vs float64: logits "
               f"{np.abs(logits32 - logits64).max():.2e}, attention {dev:.2e}; blocks {sorted(attn32)} "
               f"{[attn32[k].shape for k in sorted(attn32)]}")
