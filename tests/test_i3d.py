@@ -156,6 +156,9 @@ def test_config_text_is_read_with_patterns_never_run():
     text = "model = dict(backbone=dict(type='ResNet3d', non_local_cfg=dict(mode='embedded_gaussian')))\nmode='x'"
     assert config_fields(text) == {"conv1_stride_t": 1, "pool1_stride_t": 1, "pool2": True,
                                    "instantiation": "embedded", "scale": True}
+    # a config file that inherits (_base_) is read for what it says, never given defaults for what its bases set
+    text = "_base_ = ['i3d.py']\nmodel = dict(backbone=dict(non_local_cfg=dict(mode='dot_product')))"
+    assert config_fields(text) == {"instantiation": "dot"}
     assert config_fields("__import__('os').system('false')") == {}
 
 

@@ -131,12 +131,17 @@ def config_fields(text: str) -> dict[str, Any]:
     text = text[: limits.MAX_CONFIG_TEXT_CHARS]
     fields: dict[str, Any] = {}
     backbone = _region(text, "backbone")
+    # an expanded config (mmengine's pretty_text) names the backbone's type: a field it leaves out has the
+    # class's default; a config file that inherits (``_base_``) leaves out what its bases set: not read then
+    expanded = backbone is not None and _value(backbone, "type", r"""['"]ResNet3d['"]""") is not None
     if backbone is not None:
         for key, default in (("conv1_stride_t", 1), ("pool1_stride_t", 1)):
             raw = _value(backbone, key, r"\d+")
-            fields[key] = int(raw) if raw is not None else default
+            if raw is not None or expanded:
+                fields[key] = int(raw) if raw is not None else default
         raw = _value(backbone, "with_pool2", r"True|False")
-        fields["pool2"] = raw != "False"
+        if raw is not None or expanded:
+            fields["pool2"] = raw != "False"
     nl = _region(backbone or text, "non_local_cfg")
     if nl is not None:
         mode = _value(nl, "mode", r"""['"]\w+['"]""")
@@ -144,7 +149,8 @@ def config_fields(text: str) -> dict[str, Any]:
             mode = mode.strip("'\"")
             fields["instantiation"] = MMCV_MODES.get(mode, mode)
         raw = _value(nl, "use_scale", r"True|False")
-        fields["scale"] = raw != "False"  # mmcv's NonLocal3d scales unless told not to
+        if raw is not None or expanded:
+            fields["scale"] = raw != "False"  # mmcv's NonLocal3d scales unless told not to
     preprocessor = _region(text, "data_preprocessor") or _region(text, "img_norm_cfg")
     mean, std = _numbers(preprocessor, "mean"), _numbers(preprocessor, "std")
     if mean is not None and std is not None and all(s > 0 for s in std):
