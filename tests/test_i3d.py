@@ -103,9 +103,11 @@ def test_config_mode_overrides_the_config_text(frames):
     assert block.instantiation == "dot"
 
 
-def test_a_gaussian_file_refuses_a_mode_with_theta_and_phi():
+def test_a_mode_that_does_not_fit_the_weights_or_mmaction2_is_refused():
     with pytest.raises(BadInputError, match="Gaussian"):
         load_model(weights=DATA / "i3d_nl_gaussian.pth", device="cpu", overrides={"mode": "dot_product"})
+    with pytest.raises(BadInputError, match="its modes: embedded_gaussian, gaussian, dot_product"):
+        load_model(weights=DATA / "i3d_nl_dot_product.pth", device="cpu", overrides={"mode": "concatenation"})
 
 
 def test_key_mapping_covers_every_mmaction2_key():

@@ -212,7 +212,10 @@ def config_from_checkpoint(ckpt: Checkpoint, overrides: dict[str, Any], name: st
     gaussian = bool(stems) and not any(k.startswith(f"nonlocal_blocks.{stems[0]}.theta.") for k in state)
     given = overrides.get("mode", overrides.get("instantiation"))
     if given is not None:
-        mode, source = MMCV_MODES.get(str(given).lower(), str(given)), "--config"
+        mode, source = MMCV_MODES.get(str(given).lower(), str(given).lower()), "--config"
+        if mode not in ("embedded", "gaussian", "dot"):
+            raise BadInputError(f"--config mode={given} is not a non-local mode of mmaction2's I3D; its modes: "
+                                "embedded_gaussian, gaussian, dot_product")
     elif "instantiation" in read:
         mode, source = read["instantiation"], f"the config in {name}"
     elif gaussian or not stems:
