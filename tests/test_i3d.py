@@ -223,3 +223,16 @@ def test_labels_file_names_the_classes_of_a_checkpoint_that_has_none(tmp_path, f
     labels.write_text("a\nb\n", encoding="utf-8")
     assert main([*args, "--weights", str(DATA / "i3d_nl_dot_product.pth")]) == 2
     assert "names 2 classes but the model has 10" in capsys.readouterr().err
+
+
+def test_the_configs_32_frame_clip_at_224_is_within_bounds_and_a_far_larger_one_is_not():
+    from relviz.core import limits
+
+    loaded = load_model(weights=DATA / "i3d_nl_dot_product.pth", device="cpu")
+    frame = cv2.resize(np.load(DATA / "clip.npz")["frames"][0], (224, 224))
+    source = {"path": "clip", "kind": "video", "frame": 0}
+    trace = pipeline.run_frames(loaded, [frame] * 32, source, pipeline.RunChoice(resize=0))
+    assert trace.meta["nonlocal"]["blocks"]["res3.1"]["query_grid"]["shape"] == [4, 28, 28]
+    assert 32 * 224 * 224 > limits.MAX_DENSE_INPUT_PIXELS  # what a C2D clip may take: I3D strides time by 8
+    with pytest.raises(BadInputError, match="model-input limit"):
+        pipeline.run_frames(loaded, [frame] * 48, source, pipeline.RunChoice(resize=400))

@@ -130,7 +130,7 @@ class NonLocalFamily(Family):
             raise BadInputError("the clip's frames differ in size; relviz needs frames of one size")
         # the whole clip's model input is checked before any frame is resized
         check_model_input((width, height), shorter_side_size(width, height, shorter), len(frames), resize=shorter,
-                          base_limit=limits.MAX_DENSE_INPUT_PIXELS)
+                          base_limit=limits.MAX_I3D_INPUT_PIXELS if is_i3d else limits.MAX_DENSE_INPUT_PIXELS)
         if is_i3d:
             tensors = [i3d.normalise_255(resize_shorter(f, shorter), cfg["mean"], cfg["std"]) for f in frames]
         else:
