@@ -42,3 +42,12 @@ def test_dropping_a_hugging_face_folder_loads_it_with_its_class_names(qtbot, win
     shown = {table.item(r, 1).text() for r in range(table.rowCount())}
     expected = {names[int(i)] for i in trace["detections/labels"]}
     assert shown == expected and shown <= set(names)
+
+
+def test_dropping_the_weights_file_of_a_folder_reads_the_config_beside_it(qtbot, window, tmp_path):
+    folder = fx.write_folder("v5-resnet-learned-gelu", tmp_path / "my-detr")
+    drop(window, [folder / "model.safetensors"])
+    weights = str(folder / "model.safetensors")
+    qtbot.waitUntil(lambda: window.state.model is not None and window.state.model.weights == weights, timeout=WAIT)
+    loaded = window.controller.loaded
+    assert loaded.config["activation"] == "gelu" and loaded.config["labels"][1] == "circle"
