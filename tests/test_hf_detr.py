@@ -222,3 +222,10 @@ def test_trace_command_refuses_a_broken_folder_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("relviz: error: folder") and "model.safetensors" in err
     assert err.count("\n") == 1
+
+
+def test_flags_that_contradict_config_json_are_refused(tmp_path):
+    folder = fx.write_folder("v5-resnet-sine", tmp_path / "m")
+    with pytest.raises(zoo.BadInputError, match="m/config.json says nheads=4, but nheads=8 was asked for"):
+        zoo.load_model(weights=folder, device="cpu", overrides={"nheads": 8})
+    assert zoo.load_model(weights=folder, device="cpu", overrides={"nheads": 4}).config["nheads"] == 4

@@ -145,13 +145,13 @@ class DETRFamily(Family):
         hf = ckpt.metadata.get("hf_detr")
         if hf is not None:  # the architecture config.json declares, checked and fitted already
             config = {**hf["config"], "num_classes": int(ckpt.state_dict["class_embed.weight"].shape[0]) - 1}
-            where = hf["source"]
+            where = f"{hf['source']} says"
         else:
             config = infer_config(ckpt.state_dict, ckpt.args)
-            where = "the checkpoint's args"
+            where = "the checkpoint's args say"
         for key in ("nheads", "dilation"):
             if key in overrides and key in config and overrides[key] != config[key]:
-                raise BadInputError(f"{where} say {key}={config[key]}, but {key}={overrides[key]} was asked for")
+                raise BadInputError(f"{where} {key}={config[key]}, but {key}={overrides[key]} was asked for")
         return {**config, **overrides}  # heads that do not divide the width are refused by relviz.zoo.bounds
 
     def labels(self, config: dict[str, Any]) -> list[str]:

@@ -139,6 +139,7 @@ def _hf_resnet_backbone(bc: dict[str, Any], what: str) -> dict[str, Any]:
         raise CheckpointError(f"{what} describes a ResNet with hidden_act {bc.get('hidden_act')!r} on "
                               f"{bc.get('num_channels')} channels; relviz builds ReLU ResNets on RGB images")
     _check_last_stage(bc.get("out_features"), "stage4", what, "out_features")
+    _check_last_stage(bc.get("out_indices"), 4, what, "out_indices")
     bottleneck = layer_type == "bottleneck"
     full = [stem, *widths]
     for depth, blocks in RESNET_BLOCKS.items():
