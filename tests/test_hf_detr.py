@@ -229,3 +229,14 @@ def test_flags_that_contradict_config_json_are_refused(tmp_path):
     with pytest.raises(zoo.BadInputError, match="m/config.json says nheads=4, but nheads=8 was asked for"):
         zoo.load_model(weights=folder, device="cpu", overrides={"nheads": 8})
     assert zoo.load_model(weights=folder, device="cpu", overrides={"nheads": 4}).config["nheads"] == 4
+
+
+@pytest.mark.parametrize("version,memory", [(4, False), (5, True)])
+def test_the_table_gives_transformers_own_r50_names_and_shapes(version, memory):
+    """facebook/detr-resnet-50's architecture as transformers 4 (the Hub files) and 5 (in memory) name it."""
+    theirs = json.loads((fx.DATA / f"r50-keys-v{version}.json").read_text())
+    theirs = {k: tuple(v) for k, v in theirs.items() if not k.endswith("num_batches_tracked")}
+    family = zoo.get_family("detr")
+    with torch.device("meta"):
+        official = {k: tuple(v.shape) for k, v in family.build(family.default_config()).state_dict().items()}
+    assert hf_detr.expected_shapes(official, hf_detr.Layout(memory, False, True)) == theirs
