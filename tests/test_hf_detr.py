@@ -155,7 +155,8 @@ def test_weights_without_their_config_json_are_refused_with_the_way_out(tmp_path
 def test_hub_config_fields_of_both_styles_are_read():
     """The field names of facebook/detr-resnet-50(-dc5) (transformers 4) and their transformers 5 form."""
     v4 = {"model_type": "detr", "use_timm_backbone": True, "backbone": "resnet50", "dilation": True,
-          "backbone_config": None, "d_model": 256, "encoder_attention_heads": 8, "decoder_attention_heads": 8,
+          "backbone_config": None, "backbone_kwargs": {"in_chans": 3, "out_indices": [1, 2, 3, 4], "output_stride": 16},
+          "d_model": 256, "encoder_attention_heads": 8, "decoder_attention_heads": 8,
           "encoder_ffn_dim": 2048, "decoder_ffn_dim": 2048, "encoder_layers": 6, "decoder_layers": 6,
           "num_queries": 100, "position_embedding_type": "sine", "activation_function": "relu"}
     config, timm = hf_detr.architecture(v4)
@@ -165,7 +166,8 @@ def test_hub_config_fields_of_both_styles_are_read():
     del v5["backbone"], v5["use_timm_backbone"]
     config, timm = hf_detr.architecture(v5)
     assert timm and config["backbone_depth"] == 101 and config["dilation"] is True
-    hf_resnet = {**v4, "use_timm_backbone": False, "dilation": False,
+    # fine-tunes of facebook/detr-resnet-50's "no_timm" revision: transformers' own ResNet-50
+    hf_resnet = {**v4, "use_timm_backbone": False, "dilation": False, "backbone": None, "backbone_kwargs": None,
                  "backbone_config": {"model_type": "resnet", "depths": [3, 4, 23, 3], "layer_type": "bottleneck",
                                      "hidden_sizes": [256, 512, 1024, 2048], "out_features": ["stage4"]}}
     config, timm = hf_detr.architecture(hf_resnet)
