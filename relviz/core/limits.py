@@ -95,3 +95,5 @@ MAX_PICKLE_BYTES = 16_000_000
 MAX_SAFETENSORS_HEADER_BYTES = 16_000_000
 MAX_STATE_DICT_KEYS = 20_000
 MAX_KEY_LENGTH = 512
+#: a Hugging Face model folder's config.json (facebook/detr-resnet-50's is 6 kB; id2label of LVIS about 60 kB)
+MAX_MODEL_CONFIG_BYTES = 4_000_000
