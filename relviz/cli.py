@@ -62,8 +62,8 @@ def _key_value(text: str) -> tuple[str, Any]:
 def _add_model_arguments(p: argparse.ArgumentParser, required_input: bool) -> None:
     g = p.add_argument_group("model and input")
     g.add_argument("--model", help="zoo name (see `relviz models`)")
-    g.add_argument("--weights", help="checkpoint file (.pth/.pt/.safetensors), or 'none' for seeded random "
-                   "weights of --model")
+    g.add_argument("--weights", help="checkpoint file (.pth/.pt/.safetensors), a Hugging Face model folder "
+                   "(config.json + model.safetensors), or 'none' for seeded random weights of --model")
     g.add_argument("--family", help="model family of --weights when its keys are ambiguous")
     g.add_argument("--input", required=required_input, help="image or video file")
     g.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, mps, cuda or cuda:N")

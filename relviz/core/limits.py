@@ -99,6 +99,8 @@ MAX_PICKLE_BYTES = 16_000_000
 MAX_SAFETENSORS_HEADER_BYTES = 16_000_000
 MAX_STATE_DICT_KEYS = 20_000
 MAX_KEY_LENGTH = 512
+#: a Hugging Face model folder's config.json (facebook/detr-resnet-50's is 6 kB; id2label of LVIS about 60 kB)
+MAX_MODEL_CONFIG_BYTES = 4_000_000
 #: a training checkpoint's meta (mmengine/mmcv): the config text kept (read with patterns, never run) and its
 #: class names (Kinetics-700 has 700; LVIS 1,203)
 MAX_CONFIG_TEXT_CHARS = 1_000_000

@@ -159,6 +159,19 @@ class Numbers(Bound):
 
 
 @dataclass(frozen=True)
+class OrNone(Bound):
+    """null, or what ``bound`` takes."""
+
+    bound: Bound
+
+    def valid(self) -> str:
+        return f"null or {self.bound.valid()}"
+
+    def problem(self, value: Any) -> str | None:
+        return None if value is None else self.bound.problem(value)
+
+
+@dataclass(frozen=True)
 class Text(Bound):
     """A string of at most ``length`` characters (a path, a name); ``or_none`` also takes null."""
 
@@ -360,9 +373,16 @@ DETR = FamilyBounds(
         "dropout": Float(0.0, 1.0),
         "resize": _size(zero=True),
         "labels": Labels(),
+        "dec_nheads": Int(0, limits.MAX_HEADS),
+        "activation": OneOf(("relu", "gelu", "silu")),
+        "backbone_widths": OrNone(Numbers(1, MAX_CHANNELS, (5, 5))),
+        "backbone_blocks": OrNone(Numbers(1, MAX_BLOCKS, (4, 4))),
+        "backbone_bottleneck": Bool(),
     },
     rules=(
         divides("hidden_dim", "nheads", "each attention head takes an equal share of the width"),
+        divides("hidden_dim", "dec_nheads", "each decoder attention head takes an equal share of the width",
+                when=lambda c: c["dec_nheads"] > 0),
         multiple_of("hidden_dim", 4, "the sine position embedding gives x and y a quarter of it each as sines and "
                     "as cosines", when=lambda c: c["position_embedding"] == "sine"),
         multiple_of("hidden_dim", 2, "the learned position embedding gives rows and columns half of it each",
