@@ -1,4 +1,8 @@
-"""Non-local networks in the zoo: ``nonlocal-r50`` (images) and ``nonlocal-c2d-r50`` (clips).
+"""Non-local networks in the zoo: ``nonlocal-r50`` (images), ``nonlocal-c2d-r50`` and ``nonlocal-i3d-r50`` (clips).
+
+``nonlocal-i3d-r50`` is mmaction2's I3D ResNet-50 + non-local (``arch=i3d``, :mod:`relviz.models.i3d_nonlocal`);
+its checkpoints, key layout and config text are read by :mod:`relviz.zoo.i3d`, and its trace also says which
+of mmcv's modes ran and where that came from (``meta['nonlocal']['mode']``, ``['mode_from']``).
 
 Trace (public contract):
 - ``classification/logits`` (C,);
