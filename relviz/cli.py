@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trace", help="run a model on an input and save its trace (.npz)")
     _add_model_arguments(p, required_input=True)
     p.add_argument("--out", required=True, help="trace file to write (.npz)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line, for a classifier whose checkpoint "
+                   "names none")
     _add_max_pixels(p)
 
     p = sub.add_parser("export", help="draw a figure (PNG/SVG/PDF) from a trace or a model run")
@@ -286,8 +288,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
     source = _resolved_source(make_source(_source_data(args), _field_names(args)))
     out = check_writable(check_text(args.out, "--out"))
     weights = source.weights if source.weights and source.weights.lower() != "none" else None
-    refuse_overwriting({"--out": out}, {"the input": source.input, "the checkpoint": weights})
+    refuse_overwriting({"--out": out}, {"the input": source.input, "the checkpoint": weights,
+                                        "the label file": args.labels})
+    labels = None
+    if args.labels:
+        from relviz.core.class_names import read_label_file
+
+        labels = read_label_file(args.labels)  # a bad file is refused before the model runs
     trace = run_source(source)
+    if labels is not None:
+        from relviz.core.class_names import apply_labels
+        from relviz.core.files import shown
+
+        if not apply_labels(trace.meta, labels, shown(args.labels)):
+            print(f"relviz: note: the checkpoint names its classes; {shown(args.labels)} was not used",
+                  file=sys.stderr)
     trace.save(out)
     n = len(trace.arrays.get("detections/scores", ()))
     _say(f"wrote {out} ({trace.family}, {n} detections, {len(trace.names())} tensors)")

@@ -393,6 +393,25 @@ def extract_state_dict(obj: Any, name: str = "checkpoint") -> tuple[dict[str, to
     return dict(_strip_module_prefix(state)), args
 
 
+def training_meta(meta: dict[Any, Any]) -> dict[str, Any]:
+    """What relviz uses of an mmengine/mmcv checkpoint's ``meta``: the config text and the class names.
+
+    mmengine stores the config as text under ``cfg`` (mmcv 1.x under ``config``) and the dataset's
+    ``metainfo`` under ``dataset_meta`` (older files: ``CLASSES``).  The text is kept as text, never run;
+    class names are kept only as a list of short strings.
+    """
+    out: dict[str, Any] = {}
+    text = meta.get("cfg", meta.get("config"))
+    if isinstance(text, str):
+        out["config_text"] = text[: limits.MAX_CONFIG_TEXT_CHARS]
+    dataset = meta.get("dataset_meta")
+    classes = dataset.get("classes") if isinstance(dataset, dict) else meta.get("CLASSES")
+    if (isinstance(classes, (list, tuple)) and 0 < len(classes) <= limits.MAX_CLASS_NAMES
+            and all(isinstance(c, str) and len(c) <= limits.MAX_CLASS_NAME_CHARS for c in classes)):
+        out["classes"] = list(classes)
+    return out
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a ``.pth``/``.pt``/``.ckpt``/``.bin`` or ``.safetensors`` file without running any code.
 
@@ -426,6 +445,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         state, args = extract_state_dict(obj, path.name)
         if isinstance(obj, dict) and "epoch" in obj and isinstance(obj["epoch"], int):
             metadata["epoch"] = obj["epoch"]
+        if isinstance(obj, dict) and isinstance(obj.get("meta"), dict):
+            metadata.update(training_meta(obj["meta"]))
     check_state_dict(state, path.name)
     return Checkpoint(state_dict=state, path=path, sha256=sha256_of(path), args=args, metadata=metadata,
                       model_config=model_config)

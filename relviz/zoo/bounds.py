@@ -523,6 +523,10 @@ LRNET = FamilyBounds(
 
 
 def _nonlocal_resolve(config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("arch") == "i3d":
+        from relviz.models.i3d_nonlocal import resolve_config as resolve_i3d
+
+        return resolve_i3d(config)
     from relviz.models.nonlocal_net import resolve_config
 
     return resolve_config(config)
@@ -551,6 +555,18 @@ NONLOCAL = FamilyBounds(
         "clip_length": Int(1, limits.MAX_CLIP_LENGTH),
         "temporal_pool": Bool(words=True),
         "labels": Labels(),
+        # mmaction2's I3D (arch=i3d): the stem, the inflated blocks, mmcv's mode name and the preprocessor
+        "arch": OneOf(("resnet", "i3d")),
+        "mode": OneOf(("embedded_gaussian", "gaussian", "dot_product", "embedded", "dot")),
+        "mode_from": Text(200),
+        "conv1_kernel": Numbers(1, 15, (3, 3)),
+        "conv1_stride_t": Int(1, 8),
+        "pool1_stride_t": Int(1, 8),
+        "pool2": Bool(words=True),
+        "inflate": Numbers(0, 1, (1, 4 * MAX_BLOCKS)),
+        "inflate_style": OneOf(("3x1x1", "3x3x3")),
+        "mean": Numbers(-1000, 1000, (3, 3), whole=False),
+        "std": Numbers(1e-3, 1000, (3, 3), whole=False),
     },
     resolve=_nonlocal_resolve,
 )
