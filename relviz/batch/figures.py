@@ -63,14 +63,16 @@ def relation_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
         heads = _array(term["by_class_pair"]["per_head"])[:, keep][:, :, keep]
         panels = [(mean, "mean of heads")] + [(heads[h], f"head {h}") for h in range(len(heads))]
         rows, cols = _grid(len(panels), 5)
-        fig = Figure(figsize=(PAGE_WIDTH, 1.75 * rows + 0.5))
+        fig = Figure(figsize=(PAGE_WIDTH, 1.9 * rows + 0.4), layout="constrained")
         finite = np.concatenate([p[np.isfinite(p)] for p, _ in panels]) if panels else np.zeros(1)
         vmax = float(finite.max()) if finite.size else 1.0
         for k, (values, title) in enumerate(panels):
             ax = fig.add_subplot(rows, cols, k + 1)
-            im = _heat(ax, values, names, names, title, vmin=0.0, vmax=vmax, annotate=k == 0 or len(keep) <= 5)
+            im = _heat(ax, values, names, names, title, vmin=0.0, vmax=vmax, annotate=k == 0, fmt="{:.3f}")
             if k % cols == 0:
                 ax.set_ylabel("receiving class")
+            else:
+                ax.tick_params(labelleft=False)
             if k >= len(panels) - cols:
                 ax.set_xlabel("contributing class")
         fig.colorbar(im, ax=fig.axes, shrink=0.8, label="mean ω")

@@ -265,6 +265,8 @@ def lrnet_measures(trace: Trace) -> dict[str, np.ndarray]:
             prior = np.exp(flat - flat.max(axis=1, keepdims=True))
             prior = (prior / prior.sum(axis=1, keepdims=True)).reshape(logits.shape)
             omega = np.where(valid, np.asarray(k.weight, np.float64), 0.0)
+            mass = omega.reshape(g, -1).sum(axis=1)[:, None, None]
+            omega = omega / np.where(mass > 0, mass, 1.0)  # both over the cells inside the layer's input
             term = np.where(omega > 0, omega * (np.log(np.where(omega > 0, omega, 1.0)) -
                                                 np.log(np.where(prior > 0, prior, 1.0))), 0.0)
             cell_kl = term.reshape(g, -1).sum(axis=1)
