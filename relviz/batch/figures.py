@@ -187,25 +187,35 @@ def lrnet_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
 
 
 def region_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
+    """Each part's mass over positions relative to the box (drawn white), for w_k and for softmax(G_k)."""
     section = summary["regionfeat"]
     extent = float(section["extent"])
     terms = [t for t in ("weight", "geometry") if t in section]
     k = len(_array(section[terms[0]]["mass"])) if terms else 0
-    fig = Figure(figsize=(PAGE_WIDTH, 1.7 * len(terms) + 0.5))
+    cols = min(max(k, 1), 8)
+    rows_per_term = math.ceil(k / cols) if k else 1
+    rows = rows_per_term * len(terms)
+    fig = Figure(figsize=(PAGE_WIDTH, 0.95 * rows + 0.5), layout="constrained")
+    axes = fig.subplots(max(rows, 1), cols, squeeze=False)
+    for a in axes.ravel():
+        a.set_axis_off()
     for r, term in enumerate(terms):
         mass = _array(section[term]["mass"])
         centroid = _array(section[term]["centroid"])
         for part in range(k):
-            ax = fig.add_subplot(len(terms), k, r * k + part + 1)
+            ax = axes[r * rows_per_term + part // cols, part % cols]
+            ax.set_axis_on()
             ax.imshow(np.ma.masked_invalid(mass[part]), cmap="inferno", origin="upper", interpolation="nearest",
                       extent=(-extent, extent, extent, -extent))
             ax.add_patch(matplotlib.patches.Rectangle((-0.5, -0.5), 1, 1, fill=False, ec="white", lw=0.6))
             if np.isfinite(centroid[part]).all():
                 ax.plot(*centroid[part], marker="+", color="cyan", ms=5, mew=0.8)
-            ax.set_title(f"part {part}: {'w_k' if term == 'weight' else 'softmax(G_k)'}", fontsize=6)
-            ax.tick_params(labelsize=5)
-    fig.suptitle(f"Region features: where the parts sit relative to the box (white), {int(section['boxes'])} boxes")
-    fig.tight_layout()
+            name = "w_k" if term == "weight" else "softmax(G_k)"
+            ax.set_title(f"{name}, part {part}" if part == 0 else f"part {part}", fontsize=6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"Region features: where each part's weight sits around the box (white; + its centroid), "
+                 f"{int(section['boxes'])} boxes")
     return [("region-parts", fig)]
 
 

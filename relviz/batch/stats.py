@@ -45,8 +45,9 @@ from relviz.views.selection import class_names
 #: relation statistics by geometry: centre distance over √(w·h) of the receiving box, and log₂ of the scale ratio
 DISTANCE_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, math.inf)
 SCALE_EDGES = (-math.inf, -1.5, -0.5, 0.5, 1.5, math.inf)
-#: region features: the part-mass histogram's cells over (Δx / w, Δy / h) ∈ [−REGION_EXTENT, REGION_EXTENT]²
-REGION_BINS = 20
+#: region features: the part-mass histogram's cells over (Δx / w, Δy / h) ∈ [−REGION_EXTENT, REGION_EXTENT]²;
+#: cells of a quarter box, so the 8 × 8 lattice sampled over a box enlarged twice lands one sample per cell
+REGION_BINS = 10
 REGION_EXTENT = 1.25
 #: LR-Net: output cells measured per layer and input (a regular subsample beyond this)
 LRNET_MAX_CELLS = 1024
