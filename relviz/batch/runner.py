@@ -79,17 +79,23 @@ class BatchResult:
 
 
 def _check_out(out: Path) -> Path:
+    """``--out``: a folder, or a name in a folder that exists (it is created once every check has passed)."""
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {shown(out)} is a file; give a folder (it is created if missing)")
-    if not out.exists():
-        parent = out.parent if str(out.parent) else Path(".")
-        if not parent.is_dir():
-            raise BadInputError(f"--out {shown(out)}: folder {shown(parent)} does not exist")
-        out.mkdir(exist_ok=True)
-    for sub in ("traces", "figures", "stats", manifest.PARTS):
-        (out / sub).mkdir(exist_ok=True)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not out.exists() and not parent.is_dir():
+        raise BadInputError(f"--out {shown(out)}: folder {shown(parent)} does not exist")
     return out
+
+
+def _make_out(out: Path) -> None:
+    try:
+        out.mkdir(exist_ok=True)
+        for sub in ("traces", "figures", "stats", manifest.PARTS):
+            (out / sub).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot write into --out {shown(out)}: {exc.strerror or exc}") from None
 
 
 def _check_views(options: BatchOptions, family: str | None = None) -> None:
@@ -289,6 +295,7 @@ def run_batch(options: BatchOptions, stream: TextIO | None = None, on_item=None)
     clip_length = pipeline.clip_length_of(loaded, options.clip_length) if clip_model else 1
     counts = {f.path: video_frames(f.path) for f in inputs.files if f.kind == "video"}
     items = expand(inputs.files, loaded.family.input_kind, clip_length, options.frame_step, counts)
+    _make_out(out)
     _check_identity(out, _identity(loaded, options))
 
     # what is done already, and the statistics of it
