@@ -50,6 +50,21 @@ def test_inputs_folder_glob_list_and_coco_name_the_same_files(scenes, tmp_path):
     assert [f.name for f in coco.files] == names and coco.categories == ["circle", "square", "triangle", "odd"]
 
 
+def test_videos_expand_frame_by_frame_or_clip_by_clip():
+    from relviz.batch.inputs import InputFile, expand
+
+    files = [InputFile(Path("/d/a.png"), "a.png", "image"), InputFile(Path("/d/v.mp4"), "v.mp4", "video")]
+    frames = expand(files, "image", 1, 3, {Path("/d/v.mp4"): 10})
+    assert [(i.key, i.frame) for i in frames] == [("a.png", None), ("v.mp4#f0", 0), ("v.mp4#f3", 3),
+                                                   ("v.mp4#f6", 6), ("v.mp4#f9", 9)]
+    assert frames[2].stem == "v.mp4.f000003"
+    clips = expand(files, "clip", 4, None, {Path("/d/v.mp4"): 10})
+    # back to back, the last clip ending at the last frame; an image is a still clip of the clip's length
+    assert [(i.key, i.frame, i.clip_length) for i in clips] == [("a.png", None, 4), ("v.mp4#f0", 0, 4),
+                                                                 ("v.mp4#f4", 4, 4), ("v.mp4#f6", 6, 4)]
+    assert [i.key for i in expand(files, "clip", 8, None, {Path("/d/v.mp4"): 0})] == ["a.png", "v.mp4#f0"]
+
+
 @pytest.mark.parametrize("make, pattern", [
     (lambda d: d / "missing", "does not exist"),
     (lambda d: (d / "empty").mkdir() or d / "empty", "holds no images or videos"),
