@@ -48,6 +48,12 @@ def test_inputs_folder_glob_list_and_coco_name_the_same_files(scenes, tmp_path):
     assert [f.name for f in list_inputs(str(tmp_path / "list.txt")).files] == names
     coco = list_inputs(str(scenes / "coco.json"))
     assert [f.name for f in coco.files] == names and coco.categories == ["circle", "square", "triangle", "odd"]
+    # a file outside the set's root is named by its whole path: outputs named after it stay inside --out
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "c.json").write_text(json.dumps({"images": [{"file_name": f"../{names[0]}"}]}))
+    (scenes / "sub").mkdir(exist_ok=True)
+    escaping = list_inputs(str(tmp_path / "ann" / "c.json"), image_root=str(scenes / "sub"))
+    assert ".." not in escaping.files[0].name and escaping.files[0].path == scenes / names[0]
 
 
 def test_videos_expand_frame_by_frame_or_clip_by_clip():

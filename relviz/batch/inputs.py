@@ -84,16 +84,20 @@ def _media_kind(path: Path) -> str | None:
 
 
 def _relative(paths: list[Path], root: Path) -> list[InputFile]:
+    """The media files of ``paths``, named relative to ``root`` — never with ``..`` (outputs are written under
+    these names): a file outside ``root`` is named by its whole path."""
     files = []
+    base = Path(os.path.abspath(root))
     for p in paths:
         kind = _media_kind(p)
         if kind is None:
             continue
+        full = Path(os.path.abspath(p))  # normalised: no '..' left
         try:
-            name = p.relative_to(root).as_posix()
+            name = full.relative_to(base).as_posix()
         except ValueError:
-            name = p.name
-        files.append(InputFile(Path(os.path.abspath(p)), name, kind))
+            name = full.as_posix().lstrip("/")
+        files.append(InputFile(full, name, kind))
     return files
 
 
