@@ -227,3 +227,10 @@ def test_summary_means_and_figures(rng, tmp_path):
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+
+
+@pytest.mark.parametrize("family", ["relation", "detr", "nonlocal", "lrnet", "regionfeat"])
+def test_a_run_that_measured_nothing_has_a_summary_and_no_figures(family, tmp_path):
+    summary = stats.Accumulator(family, ["a", "b"]).summary()
+    assert summary["inputs"] == 0 and json.loads(json.dumps(summary, allow_nan=False))["family"] == family
+    assert write_figures(summary, tmp_path) == []

@@ -124,6 +124,8 @@ def detr_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
     section = summary["detr"]
     parts = [(k, t) for k, t in (("encoder", "encoder self-attention"), ("cross", "decoder cross-attention"),
                                  ("self", "decoder query–query attention")) if k in section]
+    if not parts:
+        return []
     fig = Figure(figsize=(PAGE_WIDTH, 1.9 * len(parts) + 0.4))
     for row, (key, title) in enumerate(parts):
         data = section[key]
@@ -149,6 +151,8 @@ def detr_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
 def nonlocal_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
     blocks = summary["nonlocal"]["blocks"]
     names = list(blocks)
+    if not names:
+        return []
     fig = Figure(figsize=(PAGE_WIDTH, 2.2))
     for k, (key, title) in enumerate((("space", "distance in space (px)"), ("time", "distance in time (frames)"),
                                       ("entropy_norm", "entropy / ln(keys)"))):
@@ -167,6 +171,8 @@ def lrnet_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
     layers = summary["lrnet"]["layers"]
     names = list(layers)
     n = len(names)
+    if not n:
+        return []
     fig = Figure(figsize=(PAGE_WIDTH, 3.4))
     gs = fig.add_gridspec(2, max(n, 1) + 1, width_ratios=[2.2] + [1] * max(n, 1))
     ax = fig.add_subplot(gs[:, 0])
@@ -191,7 +197,9 @@ def region_figures(summary: dict[str, Any]) -> list[tuple[str, Figure]]:
     section = summary["regionfeat"]
     extent = float(section["extent"])
     terms = [t for t in ("weight", "geometry") if t in section]
-    k = len(_array(section[terms[0]]["mass"])) if terms else 0
+    if not terms:
+        return []
+    k = len(_array(section[terms[0]]["mass"]))
     cols = min(max(k, 1), 8)
     rows_per_term = math.ceil(k / cols) if k else 1
     rows = rows_per_term * len(terms)
