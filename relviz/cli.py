@@ -1,5 +1,5 @@
-"""The ``relviz`` command: the application by default, and headless ``models``, ``trace``, ``export``
-and ``eval`` commands.
+"""The ``relviz`` command: the application by default, and headless ``models``, ``trace``, ``export``,
+``eval`` and ``batch`` commands (``batch``'s options and exit codes: :mod:`relviz.batch.command`).
 
 Exit codes: 0 on success; 2 on bad input, with one sentence on stderr (never a traceback), argparse's
 own refusals included; 1 on an internal error (a bug), with one line on stderr and the full report in
