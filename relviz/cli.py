@@ -1,5 +1,5 @@
-"""The ``relviz`` command: the application by default, and headless ``models``, ``trace``, ``export``
-and ``eval`` commands.
+"""The ``relviz`` command: the application by default, and headless ``models``, ``trace``, ``export``,
+``eval`` and ``batch`` commands (``batch``'s options and exit codes: :mod:`relviz.batch.command`).
 
 Exit codes: 0 on success; 2 on bad input, with one sentence on stderr (never a traceback), argparse's
 own refusals included; 1 on an internal error (a bug), with one line on stderr and the full report in
@@ -22,7 +22,7 @@ from typing import Any
 from relviz import __version__
 from relviz.core.errors import BadInputError, RelvizError
 
-COMMANDS = ("gui", "models", "trace", "export", "eval")
+COMMANDS = ("gui", "models", "trace", "export", "eval", "batch")
 MAX_SETTING_TEXT = 256  # characters of one --config/--set value, before it is parsed as JSON
 
 
@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--n", type=int, default=200)
+
+    from relviz.batch.command import add_parser as add_batch_parser
+
+    add_batch_parser(sub, _add_max_pixels)
     return parser
 
 
@@ -368,6 +372,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from relviz.batch.command import run
+
+    return run(args)
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from relviz.app.main import run_app
@@ -423,7 +433,7 @@ def _runs_models(args: argparse.Namespace) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     handlers = {"gui": cmd_gui, "models": cmd_models, "trace": cmd_trace, "export": cmd_export,
-                "eval": cmd_eval}
+                "eval": cmd_eval, "batch": cmd_batch}
     if _runs_models(args):
         # before torch is imported: big tensors stay in the heap between forwards instead of being
         # unmapped and page-faulted back each time (benchmarks/allocator.py)
