@@ -1,5 +1,5 @@
-"""The ``relviz`` command: the application by default, and headless ``models``, ``trace``, ``export``
-and ``eval`` commands.
+"""The ``relviz`` command: the application by default, and headless ``models``, ``trace``, ``export``,
+``eval`` and ``batch`` commands (``batch``'s options and exit codes: :mod:`relviz.batch.command`).
 
 Exit codes: 0 on success; 2 on bad input, with one sentence on stderr (never a traceback), argparse's
 own refusals included; 1 on an internal error (a bug), with one line on stderr and the full report in
@@ -22,7 +22,7 @@ from typing import Any
 from relviz import __version__
 from relviz.core.errors import BadInputError, RelvizError
 
-COMMANDS = ("gui", "models", "trace", "export", "eval")
+COMMANDS = ("gui", "models", "trace", "export", "eval", "batch")
 MAX_SETTING_TEXT = 256  # characters of one --config/--set value, before it is parsed as JSON
 
 
@@ -62,8 +62,8 @@ def _key_value(text: str) -> tuple[str, Any]:
 def _add_model_arguments(p: argparse.ArgumentParser, required_input: bool) -> None:
     g = p.add_argument_group("model and input")
     g.add_argument("--model", help="zoo name (see `relviz models`)")
-    g.add_argument("--weights", help="checkpoint file (.pth/.pt/.safetensors), or 'none' for seeded random "
-                   "weights of --model")
+    g.add_argument("--weights", help="checkpoint file (.pth/.pt/.safetensors), a Hugging Face model folder "
+                   "(config.json + model.safetensors), or 'none' for seeded random weights of --model")
     g.add_argument("--family", help="model family of --weights when its keys are ambiguous")
     g.add_argument("--input", required=required_input, help="image or video file")
     g.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, mps, cuda or cuda:N")
@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trace", help="run a model on an input and save its trace (.npz)")
     _add_model_arguments(p, required_input=True)
     p.add_argument("--out", required=True, help="trace file to write (.npz)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line, for a classifier whose checkpoint "
+                   "names none")
     _add_max_pixels(p)
 
     p = sub.add_parser("export", help="draw a figure (PNG/SVG/PDF) from a trace or a model run")
@@ -146,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--n", type=int, default=200)
+
+    from relviz.batch.command import add_parser as add_batch_parser
+
+    add_batch_parser(sub, _add_max_pixels)
     return parser
 
 
@@ -296,8 +302,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
     source = _resolved_source(make_source(_source_data(args), _field_names(args)))
     out = check_writable(check_text(args.out, "--out"))
     weights = source.weights if source.weights and source.weights.lower() != "none" else None
-    refuse_overwriting({"--out": out}, {"the input": source.input, "the checkpoint": weights})
+    refuse_overwriting({"--out": out}, {"the input": source.input, "the checkpoint": weights,
+                                        "the label file": args.labels})
+    labels = None
+    if args.labels:
+        from relviz.core.class_names import read_label_file
+
+        labels = read_label_file(args.labels)  # a bad file is refused before the model runs
     trace = run_source(source)
+    if labels is not None:
+        from relviz.core.class_names import apply_labels
+        from relviz.core.files import shown
+
+        if not apply_labels(trace.meta, labels, shown(args.labels)):
+            print(f"relviz: note: the checkpoint names its classes; {shown(args.labels)} was not used",
+                  file=sys.stderr)
     trace.save(out)
     n = len(trace.arrays.get("detections/scores", ()))
     _say(f"wrote {out} ({trace.family}, {n} detections, {len(trace.names())} tensors)")
@@ -372,6 +391,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from relviz.batch.command import run
+
+    return run(args)
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from relviz.app.main import run_app
@@ -427,7 +452,7 @@ def _runs_models(args: argparse.Namespace) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     handlers = {"gui": cmd_gui, "models": cmd_models, "trace": cmd_trace, "export": cmd_export,
-                "eval": cmd_eval}
+                "eval": cmd_eval, "batch": cmd_batch}
     if _runs_models(args):
         # before torch is imported: big tensors stay in the heap between forwards instead of being
         # unmapped and page-faulted back each time (benchmarks/allocator.py)

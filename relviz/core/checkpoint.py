@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from relviz.core import limits
+from relviz.core import limits, model_folder
 from relviz.core.archive import check_zip_members, format_bytes
 from relviz.core.errors import CheckpointError, UnsafeCheckpointError
 
@@ -60,6 +60,8 @@ class Checkpoint:
     sha256: str = ""
     args: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: a Hugging Face folder's ``config.json`` (read beside the weights file), else None
+    model_config: dict[str, Any] | None = None
 
 
 def sha256_of(path: str | Path) -> str:
@@ -391,17 +393,41 @@ def extract_state_dict(obj: Any, name: str = "checkpoint") -> tuple[dict[str, to
     return dict(_strip_module_prefix(state)), args
 
 
+def training_meta(meta: dict[Any, Any]) -> dict[str, Any]:
+    """What relviz uses of an mmengine/mmcv checkpoint's ``meta``: the config text and the class names.
+
+    mmengine stores the config as text under ``cfg`` (mmcv 1.x under ``config``) and the dataset's
+    ``metainfo`` under ``dataset_meta`` (older files: ``CLASSES``).  The text is kept as text, never run;
+    class names are kept only as a list of short strings.
+    """
+    out: dict[str, Any] = {}
+    text = meta.get("cfg", meta.get("config"))
+    if isinstance(text, str):
+        out["config_text"] = text[: limits.MAX_CONFIG_TEXT_CHARS]
+    dataset = meta.get("dataset_meta")
+    classes = dataset.get("classes") if isinstance(dataset, dict) else meta.get("CLASSES")
+    if (isinstance(classes, (list, tuple)) and 0 < len(classes) <= limits.MAX_CLASS_NAMES
+            and all(isinstance(c, str) and len(c) <= limits.MAX_CLASS_NAME_CHARS for c in classes)):
+        out["classes"] = list(classes)
+    return out
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a ``.pth``/``.pt``/``.ckpt``/``.bin`` or ``.safetensors`` file without running any code.
 
+    A Hugging Face model folder (:mod:`relviz.core.model_folder`) is read as its weights file, and its
+    ``config.json`` — or one beside a weights file given directly — comes along as ``model_config``.
     Every bound of :mod:`relviz.core.limits` on checkpoints is checked on what the file declares before it is
     read, and the state dict is checked (:func:`check_state_dict`) before it is returned.
     """
     path = Path(path)
+    if path.is_dir():
+        path = model_folder.weights_in(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    model_config = model_folder.config_beside(path)  # before the weights: a broken config.json costs nothing
     metadata: dict[str, Any] = {}
     if path.suffix.lower() == ".safetensors":
         state, raw_meta = _read_safetensors(path)
@@ -419,8 +445,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         state, args = extract_state_dict(obj, path.name)
         if isinstance(obj, dict) and "epoch" in obj and isinstance(obj["epoch"], int):
             metadata["epoch"] = obj["epoch"]
+        if isinstance(obj, dict) and isinstance(obj.get("meta"), dict):
+            metadata.update(training_meta(obj["meta"]))
     check_state_dict(state, path.name)
-    return Checkpoint(state_dict=state, path=path, sha256=sha256_of(path), args=args, metadata=metadata)
+    return Checkpoint(state_dict=state, path=path, sha256=sha256_of(path), args=args, metadata=metadata,
+                      model_config=model_config)
 
 
 @dataclass

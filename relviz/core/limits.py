@@ -19,6 +19,10 @@ MAX_MODEL_INPUT_PIXELS = 2_500_000
 #: non-local block's attention is (positions)², so a 2.5-Mpx input needed 3.9 GB; LR-Net runs a k×k window
 #: per pixel and group (68 s at 2.5 Mpx on two cores)
 MAX_DENSE_INPUT_PIXELS = 1_000_000
+#: model input of an I3D clip (all frames together): its stem and res2 divide time by 8, so attention in res3 is
+#: (pixels/512)·(pixels/2048) entries — 61 MB per block at this bound (e.g. 80 frames of 224×224), where a C2D
+#: clip of the same pixels would need 16× that
+MAX_I3D_INPUT_PIXELS = 4_000_000
 #: longer side / shorter side of an image or frame
 MAX_ASPECT_RATIO = 30.0
 
@@ -99,3 +103,12 @@ MAX_PICKLE_BYTES = 16_000_000
 MAX_SAFETENSORS_HEADER_BYTES = 16_000_000
 MAX_STATE_DICT_KEYS = 20_000
 MAX_KEY_LENGTH = 512
+#: a Hugging Face model folder's config.json (facebook/detr-resnet-50's is 6 kB; id2label of LVIS about 60 kB)
+MAX_MODEL_CONFIG_BYTES = 4_000_000
+#: a training checkpoint's meta (mmengine/mmcv): the config text kept (read with patterns, never run) and its
+#: class names (Kinetics-700 has 700; LVIS 1,203)
+MAX_CONFIG_TEXT_CHARS = 1_000_000
+MAX_CLASS_NAMES = 100_000
+MAX_CLASS_NAME_CHARS = 200
+#: a --labels FILE (one class name per line): read in full, so bounded before it is read
+MAX_LABEL_FILE_BYTES = 20_000_000

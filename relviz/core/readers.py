@@ -13,6 +13,7 @@ from pathlib import Path
 from relviz.core.errors import BadInputError
 from relviz.core.files import file_type, shown, stat_path
 from relviz.core.images import IMAGE_SUFFIXES
+from relviz.core.model_folder import is_model_folder
 from relviz.core.video import VIDEO_SUFFIXES
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
@@ -48,7 +49,8 @@ def classify(path: str | Path) -> InputKind:
     path = Path(path)
     mode = stat_path(path).st_mode
     if stat.S_ISDIR(mode):
-        return InputKind.FOLDER
+        # a Hugging Face model folder (config.json beside its weights) is a checkpoint, not images to step through
+        return InputKind.CHECKPOINT if is_model_folder(path) else InputKind.FOLDER
     if not stat.S_ISREG(mode):
         raise BadInputError(f"{shown(path)} is a {file_type(mode)}, not a file relviz can open")
     kind = _BY_SUFFIX.get(path.suffix.lower())

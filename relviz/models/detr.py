@@ -50,9 +50,19 @@ class DETRConfig:
     pre_norm: bool = False
     position_embedding: str = "sine"  # or "learned"
     dropout: float = 0.1
+    # what Hugging Face DETR configs can also say (relviz.zoo.hf_detr); the defaults are the official model's
+    dec_nheads: int = 0  # decoder heads; 0 = as many as the encoder's (nheads)
+    activation: str = "relu"  # of the feed-forward layers: relu, gelu or silu
+    #: a ResNet of other widths than torchvision's (transformers' ResNetConfig): [stem, stage1..4] output widths,
+    #: blocks per stage and the block type; None = torchvision's ResNet-``backbone_depth``
+    backbone_widths: list[int] | None = None
+    backbone_blocks: list[int] | None = None
+    backbone_bottleneck: bool = True
 
     @property
     def backbone_channels(self) -> int:
+        if self.backbone_widths:
+            return int(self.backbone_widths[-1])
         return 512 if self.backbone_depth in (18, 34) else 2048
 
     @property
@@ -63,11 +73,62 @@ class DETRConfig:
 # -- backbone -------------------------------------------------------------------------------------
 
 
+class _Block(nn.Module):
+    """A residual block of any widths, with torchvision's parameter names (conv1, bn1, …, downsample.0/1).
+
+    Bottleneck: 1×1 ``in → mid``, 3×3 ``mid → mid`` with the stride, 1×1 ``mid → out``; basic: two 3×3.  The
+    shortcut is a strided 1×1 convolution and a norm when the width or the resolution changes.  This is
+    transformers' ``ResNetBottleNeckLayer`` / ``ResNetBasicLayer`` (whose widths need not be 64·2ⁱ).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, bottleneck: bool):
+        super().__init__()
+        self.bottleneck = bottleneck
+        mid = cout // 4 if bottleneck else cout
+        self.conv1 = nn.Conv2d(cin, mid, 1 if bottleneck else 3, stride=1 if bottleneck else stride,
+                               padding=0 if bottleneck else 1, bias=False)
+        self.bn1 = FrozenBatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid if bottleneck else cout, 3, stride=stride if bottleneck else 1, padding=1,
+                               bias=False)
+        self.bn2 = FrozenBatchNorm2d(mid if bottleneck else cout)
+        if bottleneck:
+            self.conv3 = nn.Conv2d(mid, cout, 1, bias=False)
+            self.bn3 = FrozenBatchNorm2d(cout)
+        self.downsample = None
+        if cin != cout or stride != 1:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), FrozenBatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.bottleneck:
+            out = self.bn3(self.conv3(F.relu(out)))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+def _resnet_of_widths(widths: list[int], blocks: list[int], bottleneck: bool) -> OrderedDict:
+    """conv1 … layer4 of a ResNet with the given stem and stage widths (first stage unstrided)."""
+    modules = OrderedDict(conv1=nn.Conv2d(3, widths[0], 7, stride=2, padding=3, bias=False),
+                          bn1=FrozenBatchNorm2d(widths[0]), relu=nn.ReLU(inplace=True),
+                          maxpool=nn.MaxPool2d(3, stride=2, padding=1))
+    for i, (cout, n) in enumerate(zip(widths[1:], blocks)):
+        cin = widths[i]
+        stage = [_Block(cin if b == 0 else cout, cout, 2 if (b == 0 and i > 0) else 1, bottleneck) for b in range(n)]
+        modules[f"layer{i + 1}"] = nn.Sequential(*stage)
+    return modules
+
+
 class Backbone(nn.Module):
     """ResNet trunk up to ``layer4`` with frozen batch norm; the padding mask follows it down."""
 
-    def __init__(self, depth: int, dilation: bool):
+    def __init__(self, depth: int, dilation: bool, widths: list[int] | None = None, blocks: list[int] | None = None,
+                 bottleneck: bool = True):
         super().__init__()
+        if widths:
+            if dilation:
+                raise ValueError("DC5 dilation needs a torchvision ResNet (50, 101 or 152)")
+            self.body = nn.Sequential(_resnet_of_widths(list(widths), list(blocks or ()), bottleneck))
+            return
         if depth not in RESNET_BLOCKS:
             raise ValueError(f"unsupported ResNet depth {depth}; choose one of {sorted(RESNET_BLOCKS)}")
         if dilation and depth in (18, 34):
@@ -136,8 +197,11 @@ class Joiner(nn.Sequential):
 # -- transformer (DETR paper Fig. 10) -------------------------------------------------------------
 
 
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+
+
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model, nhead, dim_feedforward, dropout, pre_norm):
+    def __init__(self, d_model, nhead, dim_feedforward, dropout, pre_norm, activation="relu"):
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, dropout, trace_name="detr/encoder/self_attn")
         self.linear1 = nn.Linear(d_model, dim_feedforward)
@@ -148,6 +212,7 @@ class EncoderLayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.pre_norm = pre_norm
+        self.activation = ACTIVATIONS[activation]
 
     def forward(self, src, pos, key_padding_mask):
         if self.pre_norm:
@@ -155,15 +220,15 @@ class EncoderLayer(nn.Module):
             q = k = src2 + pos
             src = src + self.dropout1(self.self_attn(q, k, src2, key_padding_mask))
             src2 = self.norm2(src)
-            return src + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(src2)))))
+            return src + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(src2)))))
         q = k = src + pos
         src = self.norm1(src + self.dropout1(self.self_attn(q, k, src, key_padding_mask)))
-        src2 = self.linear2(self.dropout(F.relu(self.linear1(src))))
+        src2 = self.linear2(self.dropout(self.activation(self.linear1(src))))
         return self.norm2(src + self.dropout2(src2))
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model, nhead, dim_feedforward, dropout, pre_norm):
+    def __init__(self, d_model, nhead, dim_feedforward, dropout, pre_norm, activation="relu"):
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, dropout, trace_name="detr/decoder/self_attn")
         self.multihead_attn = MultiheadAttention(d_model, nhead, dropout, trace_name="detr/decoder/cross_attn")
@@ -177,6 +242,7 @@ class DecoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
         self.pre_norm = pre_norm
+        self.activation = ACTIVATIONS[activation]
 
     def forward(self, tgt, memory, pos, query_pos, memory_key_padding_mask):
         if self.pre_norm:
@@ -187,12 +253,12 @@ class DecoderLayer(nn.Module):
             tgt2 = self.multihead_attn(tgt2 + query_pos, memory + pos, memory, memory_key_padding_mask)
             tgt = tgt + self.dropout2(tgt2)
             tgt2 = self.norm3(tgt)
-            return tgt + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(tgt2)))))
+            return tgt + self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(tgt2)))))
         q = k = tgt + query_pos
         tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, k, tgt)))
         tgt2 = self.multihead_attn(tgt + query_pos, memory + pos, memory, memory_key_padding_mask)
         tgt = self.norm2(tgt + self.dropout2(tgt2))
-        tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
+        tgt2 = self.linear2(self.dropout(self.activation(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout3(tgt2))
 
 
@@ -227,9 +293,12 @@ class Decoder(nn.Module):
 class Transformer(nn.Module):
     def __init__(self, cfg: DETRConfig):
         super().__init__()
-        layer_args = (cfg.hidden_dim, cfg.nheads, cfg.dim_feedforward, cfg.dropout, cfg.pre_norm)
+        if cfg.activation not in ACTIVATIONS:
+            raise ValueError(f"unsupported activation {cfg.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        layer_args = (cfg.hidden_dim, cfg.nheads, cfg.dim_feedforward, cfg.dropout, cfg.pre_norm, cfg.activation)
         self.encoder = Encoder(layer_args, cfg.enc_layers, cfg.hidden_dim, cfg.pre_norm)
-        self.decoder = Decoder(layer_args, cfg.dec_layers, cfg.hidden_dim)
+        decoder_args = (cfg.hidden_dim, cfg.dec_nheads or cfg.nheads, *layer_args[2:])
+        self.decoder = Decoder(decoder_args, cfg.dec_layers, cfg.hidden_dim)
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
@@ -271,7 +340,9 @@ class DETR(nn.Module):
         self.query_embed = nn.Embedding(cfg.num_queries, cfg.hidden_dim)
         self.input_proj = nn.Conv2d(cfg.backbone_channels, cfg.hidden_dim, kernel_size=1)
         position = PositionEmbeddingSine if cfg.position_embedding == "sine" else PositionEmbeddingLearned
-        self.backbone = Joiner(Backbone(cfg.backbone_depth, cfg.dilation), position(cfg.hidden_dim // 2))
+        body = Backbone(cfg.backbone_depth, cfg.dilation, cfg.backbone_widths, cfg.backbone_blocks,
+                        cfg.backbone_bottleneck)
+        self.backbone = Joiner(body, position(cfg.hidden_dim // 2))
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """images (B, 3, H, W) normalised; mask (B, H, W) True on padding.

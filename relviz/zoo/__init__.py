@@ -99,6 +99,13 @@ class Family:
     def default_config(self) -> dict[str, Any]:
         return {}
 
+    def prepare_checkpoint(self, ckpt: Checkpoint, name: str) -> Checkpoint:
+        """The checkpoint in the layout :meth:`build` names its keys in (default: as it is).
+
+        A family that reads other layouts (DETR: Hugging Face folders) converts them here, or refuses them with
+        one sentence; ``name`` names the file in that sentence."""
+        return ckpt
+
     def supported_precisions(self, device: torch.device) -> list[str]:
         """The precisions this family runs in on ``device`` (default: all the device offers)."""
         from relviz.core import devices
@@ -397,6 +404,7 @@ def load_model(
                 )
             fam = get_family(guess)
         dtype = check_precision(fam, precision, dev)
+        ckpt = fam.prepare_checkpoint(ckpt, path.name)
         base = {**fam.default_config(), **(entry.config if entry is not None else {})}
         inferred = _infer_config(fam, ckpt, overrides, path.name)
         config = {**base, **inferred}

@@ -159,6 +159,19 @@ class Numbers(Bound):
 
 
 @dataclass(frozen=True)
+class OrNone(Bound):
+    """null, or what ``bound`` takes."""
+
+    bound: Bound
+
+    def valid(self) -> str:
+        return f"null or {self.bound.valid()}"
+
+    def problem(self, value: Any) -> str | None:
+        return None if value is None else self.bound.problem(value)
+
+
+@dataclass(frozen=True)
 class Text(Bound):
     """A string of at most ``length`` characters (a path, a name); ``or_none`` also takes null."""
 
@@ -360,9 +373,16 @@ DETR = FamilyBounds(
         "dropout": Float(0.0, 1.0),
         "resize": _size(zero=True),
         "labels": Labels(),
+        "dec_nheads": Int(0, limits.MAX_HEADS),
+        "activation": OneOf(("relu", "gelu", "silu")),
+        "backbone_widths": OrNone(Numbers(1, MAX_CHANNELS, (5, 5))),
+        "backbone_blocks": OrNone(Numbers(1, MAX_BLOCKS, (4, 4))),
+        "backbone_bottleneck": Bool(),
     },
     rules=(
         divides("hidden_dim", "nheads", "each attention head takes an equal share of the width"),
+        divides("hidden_dim", "dec_nheads", "each decoder attention head takes an equal share of the width",
+                when=lambda c: c["dec_nheads"] > 0),
         multiple_of("hidden_dim", 4, "the sine position embedding gives x and y a quarter of it each as sines and "
                     "as cosines", when=lambda c: c["position_embedding"] == "sine"),
         multiple_of("hidden_dim", 2, "the learned position embedding gives rows and columns half of it each",
@@ -503,6 +523,10 @@ LRNET = FamilyBounds(
 
 
 def _nonlocal_resolve(config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("arch") == "i3d":
+        from relviz.models.i3d_nonlocal import resolve_config as resolve_i3d
+
+        return resolve_i3d(config)
     from relviz.models.nonlocal_net import resolve_config
 
     return resolve_config(config)
@@ -531,6 +555,18 @@ NONLOCAL = FamilyBounds(
         "clip_length": Int(1, limits.MAX_CLIP_LENGTH),
         "temporal_pool": Bool(words=True),
         "labels": Labels(),
+        # mmaction2's I3D (arch=i3d): the stem, the inflated blocks, mmcv's mode name and the preprocessor
+        "arch": OneOf(("resnet", "i3d")),
+        "mode": OneOf(("embedded_gaussian", "gaussian", "dot_product", "embedded", "dot")),
+        "mode_from": Text(200),
+        "conv1_kernel": Numbers(1, 15, (3, 3)),
+        "conv1_stride_t": Int(1, 8),
+        "pool1_stride_t": Int(1, 8),
+        "pool2": Bool(words=True),
+        "inflate": Numbers(0, 1, (1, 4 * MAX_BLOCKS)),
+        "inflate_style": OneOf(("3x1x1", "3x3x3")),
+        "mean": Numbers(-1000, 1000, (3, 3), whole=False),
+        "std": Numbers(1e-3, 1000, (3, 3), whole=False),
     },
     resolve=_nonlocal_resolve,
 )

@@ -23,7 +23,16 @@ from relviz.core.grid import Grid
 from relviz.core.trace import Trace
 from relviz.models.coco import COCO_CLASSES
 from relviz.models.detr import DETR, RESNET_BLOCKS, DETRConfig, postprocess
-from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
+from relviz.zoo import (
+    Family,
+    LoadedModel,
+    ModelEntry,
+    RunOptions,
+    check_config,
+    hf_detr,
+    register_family,
+    register_model,
+)
 from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, check_model_input, normalise
 
 DEFAULT_SHORTER, DEFAULT_LONGER = 800, 1333
@@ -113,15 +122,36 @@ class DETRFamily(Family):
         return DETR(DETRConfig(**{k: v for k, v in config.items() if k in names}))
 
     def detect(self, state_dict: dict[str, torch.Tensor]) -> float:
-        return sum(k in state_dict for k in _SIGNATURE) / len(_SIGNATURE)
+        official = sum(k in state_dict for k in _SIGNATURE) / len(_SIGNATURE)
+        return max(official, hf_detr.detect(state_dict))
+
+    def prepare_checkpoint(self, ckpt: Checkpoint, name: str) -> Checkpoint:
+        """A Hugging Face DETR (its keys, its config.json) in the official layout; an official one unchanged."""
+        if not hf_detr.looks_like_hf(ckpt.state_dict):
+            return ckpt
+
+        def official_shapes(config: dict[str, Any], source: str) -> dict[str, tuple[int, ...]]:
+            config = {**self.default_config(), **config}
+            if "num_classes" not in config or "labels" not in config:
+                classifier = ckpt.state_dict.get("class_labels_classifier.weight")
+                if classifier is not None and classifier.dim() == 2:
+                    config["num_classes"] = int(classifier.shape[0]) - 1
+            meta = check_config(self, config, lambda key: f"read from {source}", f"the architecture {source} declares")
+            return {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+
+        return hf_detr.convert_checkpoint(ckpt, official_shapes, name)
 
     def config_from_checkpoint(self, ckpt: Checkpoint, overrides: dict[str, Any]) -> dict[str, Any]:
-        config = infer_config(ckpt.state_dict, ckpt.args)
+        hf = ckpt.metadata.get("hf_detr")
+        if hf is not None:  # the architecture config.json declares, checked and fitted already
+            config = {**hf["config"], "num_classes": int(ckpt.state_dict["class_embed.weight"].shape[0]) - 1}
+            where = f"{hf['source']} says"
+        else:
+            config = infer_config(ckpt.state_dict, ckpt.args)
+            where = "the checkpoint's args say"
         for key in ("nheads", "dilation"):
             if key in overrides and key in config and overrides[key] != config[key]:
-                raise BadInputError(
-                    f"the checkpoint's args say {key}={config[key]}, but {key}={overrides[key]} was asked for"
-                )
+                raise BadInputError(f"{where} {key}={config[key]}, but {key}={overrides[key]} was asked for")
         return {**config, **overrides}  # heads that do not divide the width are refused by relviz.zoo.bounds
 
     def labels(self, config: dict[str, Any]) -> list[str]:

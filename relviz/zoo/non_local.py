@@ -1,4 +1,8 @@
-"""Non-local networks in the zoo: ``nonlocal-r50`` (images) and ``nonlocal-c2d-r50`` (clips).
+"""Non-local networks in the zoo: ``nonlocal-r50`` (images), ``nonlocal-c2d-r50`` and ``nonlocal-i3d-r50`` (clips).
+
+``nonlocal-i3d-r50`` is mmaction2's I3D ResNet-50 + non-local (``arch=i3d``, :mod:`relviz.models.i3d_nonlocal`);
+its checkpoints, key layout and config text are read by :mod:`relviz.zoo.i3d`, and its trace also says which
+of mmcv's modes ran and where that came from (``meta['nonlocal']['mode']``, ``['mode_from']``).
 
 Trace (public contract):
 - ``classification/logits`` (C,);
@@ -26,8 +30,9 @@ from relviz.core.checkpoint import Checkpoint
 from relviz.core.errors import BadInputError
 from relviz.core.grid import Grid
 from relviz.core.trace import FactoredAttention, Trace
+from relviz.models.i3d_nonlocal import I3DNonLocalResNet, min_frames
 from relviz.models.nonlocal_net import NonLocalResNet, resolve_config
-from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, register_family, register_model
+from relviz.zoo import Family, LoadedModel, ModelEntry, RunOptions, i3d, register_family, register_model
 from relviz.zoo.inputs import IMAGENET_MEAN, IMAGENET_STD, check_model_input, normalise, shorter_side_size
 from relviz.zoo.lrnet import (
     _looks_like,
@@ -54,9 +59,13 @@ class NonLocalFamily(Family):
         return {}
 
     def build(self, config: dict[str, Any]) -> torch.nn.Module:
+        if config.get("arch") == "i3d":
+            return I3DNonLocalResNet(config)
         return NonLocalResNet(config)
 
     def detect(self, state_dict: dict[str, torch.Tensor]) -> float:
+        if i3d.is_mmaction_i3d(state_dict) or i3d.is_relviz_i3d(state_dict):
+            return 1.0
         nl = [k for k in state_dict if k.startswith("nonlocal_blocks.")]
         if not nl:
             return 0.0
@@ -66,6 +75,8 @@ class NonLocalFamily(Family):
 
     def config_from_checkpoint(self, ckpt: Checkpoint, overrides: dict[str, Any]) -> dict[str, Any]:
         state = ckpt.state_dict
+        if i3d.is_mmaction_i3d(state) or i3d.is_relviz_i3d(state):
+            return i3d.config_from_checkpoint(ckpt, overrides, _name(ckpt))
         if "layer1.0.conv2.weight" not in state or "conv1.weight" not in state:
             raise BadInputError(
                 f"{_name(ckpt)} is not a non-local ResNet checkpoint (no layer1.0.conv2, "
@@ -108,19 +119,26 @@ class NonLocalFamily(Family):
         return config
 
     def run(self, model: LoadedModel, inputs: list[np.ndarray], source: dict[str, Any], options: RunOptions) -> Trace:
-        net: NonLocalResNet = model.module
+        net: NonLocalResNet | I3DNonLocalResNet = model.module
         cfg = net.config
+        is_i3d = isinstance(net, I3DNonLocalResNet)
         shorter = options.resize if options.resize is not None else int(cfg.get("input_size", 224))
         frames = list(inputs) if net.clip else inputs[:1]
         if net.clip and len(frames) == 1:
             frames = frames * int(options.clip_length or cfg.get("clip_length", 8))  # a still image as a clip
+        if is_i3d and len(frames) < min_frames(cfg):
+            raise BadInputError(f"the clip has {len(frames)} frames; this I3D model needs at least {min_frames(cfg)} "
+                                "(its stem and the pool after res2 halve time three times): raise --clip-length")
         height, width = frames[0].shape[:2]
         if any(f.shape[:2] != (height, width) for f in frames):
             raise BadInputError("the clip's frames differ in size; relviz needs frames of one size")
         # the whole clip's model input is checked before any frame is resized
         check_model_input((width, height), shorter_side_size(width, height, shorter), len(frames), resize=shorter,
-                          base_limit=limits.MAX_DENSE_INPUT_PIXELS)
-        tensors = [normalise(resize_shorter(f, shorter)) for f in frames]
+                          base_limit=limits.MAX_I3D_INPUT_PIXELS if is_i3d else limits.MAX_DENSE_INPUT_PIXELS)
+        if is_i3d:
+            tensors = [i3d.normalise_255(resize_shorter(f, shorter), cfg["mean"], cfg["std"]) for f in frames]
+        else:
+            tensors = [normalise(resize_shorter(f, shorter)) for f in frames]
         x = torch.stack(tensors, dim=1)[None] if net.clip else tensors[0][None]  # (1,3,T,H,W) or (1,3,H,W)
         x = x.to(model.device, model.dtype)
         recorder = Recorder() if options.capture else None
@@ -158,8 +176,8 @@ class NonLocalFamily(Family):
             preprocess={
                 "resize": int(shorter or 0),
                 "model_input": [int(x.shape[-1]), int(x.shape[-2])],
-                "mean": IMAGENET_MEAN,
-                "std": IMAGENET_STD,
+                "mean": [v / 255 for v in cfg["mean"]] if is_i3d else IMAGENET_MEAN,
+                "std": [v / 255 for v in cfg["std"]] if is_i3d else IMAGENET_STD,
             },
             labels=labels_for(cfg),
             captured=options.capture,
@@ -171,6 +189,9 @@ class NonLocalFamily(Family):
             "clip": bool(net.clip),
             "frames": len(frames) if net.clip else 1,
         }
+        if is_i3d:  # which of mmcv's forms ran, and who said so (embedded and dot product share their weights)
+            trace.meta["nonlocal"].update(arch="i3d", mode=i3d.mode_name(cfg["instantiation"]),
+                                          mode_from=cfg.get("mode_from", "the default"), scale=bool(cfg["scale"]))
         if order:
             trace.meta["grid"] = block_meta[order[-1]]["query_grid"]
         return trace
@@ -191,5 +212,13 @@ register_model(
         "nonlocal",
         "C2D ResNet-50 + 5 space-time non-local blocks, 8-frame clips; embedded Gaussian",
         {"preset": "r50", "clip": True},
+    )
+)
+register_model(
+    ModelEntry(
+        "nonlocal-i3d-r50",
+        "nonlocal",
+        "mmaction2 I3D ResNet-50 + 5 space-time non-local blocks (Kinetics-400 configs), 32-frame clips",
+        {"arch": "i3d"},
     )
 )
