@@ -5,7 +5,7 @@ clip; cached under ``$XDG_CACHE_HOME/relviz/bench-traces``); then every view of 
 exported to PNG at the default 300 DPI by ``python -m relviz export --trace …`` in a fresh process, timed
 from launch to exit, with its peak resident memory (``wait4``'s ru_maxrss) and whether torch was imported.
 
-    python benchmarks/export_figure.py [--repeats 3] [--format png]
+    python benchmarks/export_figure.py [--repeats 3] [--format png] [--preset page|column]
 
 Prints one line per figure (median seconds, median CPU seconds of the child — steadier than the wall time on a
 shared machine —, median peak MB), then ``export_max_s <v>`` and, last,
@@ -61,12 +61,12 @@ def views_of(trace: Path) -> tuple[list[str], tuple[float, float]]:
 
 
 def export_once(trace: Path, view: str, size: tuple[float, float], fmt: str,
-                folder: Path) -> tuple[float, float, bool, float]:
+                folder: Path, preset: str = "page") -> tuple[float, float, bool, float]:
     out = folder / f"{trace.stem}-{view}.{fmt}"
     for stale in (out, out.with_suffix(".recipe.json")):
         stale.unlink(missing_ok=True)
     argv = ["export", "--trace", str(trace), "--view", view, "--out", str(out), "--object", "0",
-            "--point", f"{size[0] / 2:g},{size[1] / 2:g}"]
+            "--point", f"{size[0] / 2:g},{size[1] / 2:g}", "--preset", preset]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", WRAP, *argv], cwd=ROOT, capture_output=True, text=True)
@@ -83,6 +83,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    p.add_argument("--preset", default="page", choices=("column", "page"))
     args = p.parse_args()
     worst_s, worst_mb = 0.0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +91,8 @@ def main() -> None:
             trace = make_trace(model)
             names, size = views_of(trace)
             for view in names:
-                runs = [export_once(trace, view, size, args.format, Path(tmp)) for _ in range(args.repeats)]
+                runs = [export_once(trace, view, size, args.format, Path(tmp), args.preset)
+                        for _ in range(args.repeats)]
                 s = statistics.median(r[0] for r in runs)
                 mb = statistics.median(r[1] for r in runs)
                 torch = any(r[2] for r in runs)

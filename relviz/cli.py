@@ -82,8 +82,11 @@ def _add_model_arguments(p: argparse.ArgumentParser, required_input: bool) -> No
 
 def _add_view_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("view")
-    g.add_argument("--view", help="figure view (see --help-views)")
-    g.add_argument("--object", type=int, help="selected detection index")
+    g.add_argument("--view", action="append", help="figure view (see --help-views); repeatable: one figure per view, "
+                   "named FIG-VIEW.png after --out")
+    g.add_argument("--object", type=int, action="append", metavar="K",
+                   help="selected detection index (repeatable: the objects of decoder-objects and relation-pairs; "
+                        "one figure per object for the other views)")
     g.add_argument("--point", type=_point, action="append", metavar="X,Y",
                    help="reference point in image pixels (repeatable)")
     g.add_argument("--layer", help="layer index or name (default: the last)")
@@ -94,6 +97,9 @@ def _add_view_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cmap", default="inferno")
     g.add_argument("--no-colorbar", action="store_true")
     g.add_argument("--no-shared-range", action="store_true", help="each panel its own colour range")
+    g.add_argument("--preset", default="page", choices=("column", "page"),
+                   help="journal size: column (3.5 in wide) or page (7.16 in; the default), height from the "
+                        "content, every text 5–12 pt; --width/--height override the size")
     g.add_argument("--width", type=float, help="figure width in inches")
     g.add_argument("--height", type=float, help="figure height in inches")
     g.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -183,8 +189,10 @@ def _one_line(message: str) -> str:
 _OPTION_NAMES = {  # recipe field -> the option it comes from
     ("dpi",): "--dpi", ("view",): "--view", ("output",): "--out", ("trace",): "--trace",
     ("options", "object"): "--object", ("options", "point"): "--point", ("options", "points"): "--point",
+    ("options", "objects"): "--object",
     ("options", "frame"): "--frame", ("options", "layer"): "--layer", ("options", "head"): "--head",
     ("options", "term"): "--term", ("options", "module"): "--module", ("options", "cmap"): "--cmap",
+    ("options", "preset"): "--preset",
     ("options", "width"): "--width", ("options", "height"): "--height", ("options", "top_k"): "--top-k",
     ("options", "extra"): "--set", ("options", "colorbar"): "--no-colorbar",
     ("options", "shared_range"): "--no-shared-range",
@@ -248,10 +256,12 @@ def _source_data(args: argparse.Namespace) -> dict[str, Any]:
 def _options_data(args: argparse.Namespace) -> dict[str, Any]:
     points = [list(p) for p in args.point or []]
     return {
-        "object": args.object, "point": points[0] if points else None, "points": points, "frame": args.frame,
+        "object": args.object[0] if args.object else None, "objects": list(args.object or []),
+        "point": points[0] if points else None, "points": points, "frame": args.frame,
         "layer": args.layer, "head": str(args.head), "term": args.term, "module": args.module,
         "colorbar": not args.no_colorbar, "shared_range": not args.no_shared_range, "cmap": args.cmap,
         "width": args.width, "height": args.height, "top_k": args.top_k, "extra": dict(args.set),
+        "preset": args.preset,
     }
 
 
@@ -320,7 +330,7 @@ def _recipe_from_options(args: argparse.Namespace):
         raise BadInputError("give --out FIGURE.png|svg|pdf")
     if not args.view:
         raise BadInputError("give --view VIEW (see `relviz export --help-views`)")
-    data: dict[str, Any] = {"relviz": __version__, "view": args.view, "options": _options_data(args),
+    data: dict[str, Any] = {"relviz": __version__, "view": args.view[0], "options": _options_data(args),
                             "dpi": args.dpi, "output": args.out}
     if args.trace:
         data["trace"] = args.trace
@@ -334,7 +344,7 @@ def _recipe_from_options(args: argparse.Namespace):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from relviz.export import export_figure, replay_recipe
+    from relviz.export import export_figure, export_figures, make_recipe, replay_recipe
 
     if args.help_views:
         from relviz.render.views import views
@@ -350,7 +360,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             check_text(args.out, "--out")
         figure, recipe_file = replay_recipe(args.recipe, output=args.out)  # no --out: in place
     else:
-        figure, recipe_file = export_figure(_recipe_from_options(args), names=_field_names(args))
+        names = _field_names(args)
+        recipe = _recipe_from_options(args)
+        for view in args.view[1:]:  # every view's name checked as the first one was
+            make_recipe({**recipe.model_dump(mode="json", exclude_none=True), "view": view}, names)
+        if len(args.view) == 1 and len(recipe.options.objects) <= 1:
+            figure, recipe_file = export_figure(recipe, names=names)
+        else:
+            for figure, recipe_file in export_figures(recipe, args.view, names=names):
+                _say(f"wrote {figure} and {recipe_file.name}")
+            return 0
     _say(f"wrote {figure} and {recipe_file.name}")
     return 0
 

@@ -227,6 +227,7 @@ class Options(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
     object: Index | None = None
+    objects: list[Index] = Field(default_factory=list, max_length=limits.MAX_EXPORT_FIGURES)
     point: Point | None = None
     points: list[Point] = Field(default_factory=list, max_length=limits.MAX_POINTS)
     frame: Index | None = None
@@ -241,6 +242,7 @@ class Options(BaseModel):
     height: Inches | None = None
     top_k: Annotated[int, _in_range(1, limits.MAX_TOP_K)] = 20
     extra: Settings = Field(default_factory=dict)
+    preset: Literal["column", "page"] = "page"  # journal size and type scale (relviz.render.style.PRESETS)
 
 
 class Source(BaseModel):
@@ -620,7 +622,9 @@ def replay_recipe(path: str | Path, output: str | Path | None = None, *, progres
     if output is not None:
         recipe = own.model_copy(update={"output": str(atomic.absolute(output))})
     in_place = bool(own.output) and bool(recipe.output) and atomic.same_file(recipe.output, own.output)
-    return export_figure(recipe, recipe_file=None if in_place else path, progress=progress)
+    if in_place:
+        return export_figure(recipe, progress=progress, recorded=make_recipe(load_recipe_json(path)))
+    return export_figure(recipe, recipe_file=path, progress=progress)
 
 
 def _inputs_of(recipe: Recipe, recipe_file: str | Path | None) -> dict[str, str | Path | None]:
@@ -642,32 +646,21 @@ def _clean_info(value: Any) -> Any:
 
 
 def export_figure(recipe: Recipe, *, recipe_file: str | Path | None = None, trace=None,
-                  names: FieldNames | None = None, progress: Progress | None = None) -> tuple[Path, Path]:
+                  names: FieldNames | None = None, progress: Progress | None = None,
+                  recorded: Recipe | None = None) -> tuple[Path, Path]:
     """Draw the figure ``recipe`` describes into ``recipe.output`` and write the recipe beside it.
 
     Everything that can be refused is refused before the trace is read or the model runs: the output's
     format and folder, an output that is one of the inputs, an unknown view, a figure over the pixel limit.
     ``trace`` is the trace when the caller holds it (the app); else it is read or the model is run.
+    ``recorded`` is the recipe to write beside the figure when it differs from the one drawn (a recipe
+    regenerated in place keeps its paths as its file wrote them).
     The figure and its recipe land together or not at all.
     """
-    from relviz.render.figure import figure_format
-    from relviz.render.views import ViewOptions, render_view, views
+    from relviz.render.views import ViewOptions, render_view
 
     report = progress or (lambda percent, text: None)
-    if not recipe.output:
-        raise BadInputError("the recipe names no output; give --out FIGURE.png|svg|pdf")
-    out = Path(recipe.output)
-    figure_format(out)
-    recipe_out = recipe_path(out)
-    check_writable(out)
-    check_writable(recipe_out)
-    refuse_overwriting({"the figure": out, "its recipe": recipe_out}, _inputs_of(recipe, recipe_file),
-                       hint="give --out with another figure file name")
-    known = views()
-    if recipe.view not in known:
-        raise BadInputError(f"unknown view {recipe.view!r}; valid views: {', '.join(sorted(known))}")
-    if recipe.options.width and recipe.options.height:
-        check_figure_pixels(recipe.options.width, recipe.options.height, recipe.dpi, names)
+    out = _check_output(recipe, recipe_file, names)
 
     update: dict[str, Any] = {"output": str(atomic.absolute(out))}
     if recipe.trace is not None:
@@ -689,9 +682,97 @@ def export_figure(recipe: Recipe, *, recipe_file: str | Path | None = None, trac
     fig = render_view(trace, recipe.view, ViewOptions.from_json(recipe.options.model_dump()))
     width, height = (float(v) for v in fig.get_size_inches())
     check_figure_pixels(width, height, recipe.dpi, names)
-    final = recipe.model_copy(update=update)
+    if recorded is not None:  # a recipe regenerated in place keeps its paths as written (relative ones too)
+        update.pop("output")
+        update = {k: v for k, v in update.items() if getattr(recorded, k, None) is None or k == "trace_sha256"}
+    final = (recorded or recipe).model_copy(update=update)
     report(60, f"writing {out.name}…")
     return save_figure_and_recipe(fig, out, final, recipe.dpi)
+
+
+def _check_output(recipe: Recipe, recipe_file: str | Path | None = None, names: FieldNames | None = None) -> Path:
+    """The figure file ``recipe`` writes, after every check that needs no drawing (format, folder, an output
+    that is an input, the view's name, the pixel bound when the size is given)."""
+    from relviz.render.figure import figure_format
+    from relviz.render.views import views
+
+    if not recipe.output:
+        raise BadInputError("the recipe names no output; give --out FIGURE.png|svg|pdf")
+    out = Path(recipe.output)
+    figure_format(out)
+    recipe_out = recipe_path(out)
+    check_writable(out)
+    check_writable(recipe_out)
+    refuse_overwriting({"the figure": out, "its recipe": recipe_out}, _inputs_of(recipe, recipe_file),
+                       hint="give --out with another figure file name")
+    known = views()
+    if recipe.view not in known:
+        raise BadInputError(f"unknown view {recipe.view!r}; valid views: {', '.join(sorted(known))}")
+    if recipe.options.width and recipe.options.height:
+        check_figure_pixels(recipe.options.width, recipe.options.height, recipe.dpi, names)
+    return out
+
+
+def figure_recipes(recipe: Recipe, views: list[str] | None = None) -> list[Recipe]:
+    """The figures one export writes: one per view of ``views`` (default: the recipe's), and for a view that
+    shows one object, one per object of ``options.objects`` when several are given; a view that shows several
+    objects together (DETR's decoder-objects, relation-pairs) takes them all in one figure.
+
+    With more than one figure, each is named after ``recipe.output``: ``FIG-VIEW.png``, ``FIG-VIEW-o3.png``
+    (``FIG-o3.png`` for one view).  Each figure gets a recipe of its own, which redraws it alone.
+    """
+    from relviz.render.views import views as known
+
+    registry = known()
+    names = list(dict.fromkeys(views or [recipe.view]))
+    if not names:
+        raise BadInputError("give --view VIEW (see `relviz export --help-views`)")
+    for name in names:
+        if name not in registry:
+            raise BadInputError(f"unknown view {name!r}; valid views: {', '.join(sorted(registry))}")
+    objects = list(dict.fromkeys(recipe.options.objects))
+    plans: list[tuple[str, list[int] | None]] = []
+    for name in names:
+        if len(objects) > 1 and registry[name].takes_object and not registry[name].several_objects:
+            plans.extend((name, [k]) for k in objects)
+        else:
+            plans.append((name, None))
+    if len(plans) > limits.MAX_EXPORT_FIGURES:
+        raise BadInputError(f"this export would write {len(plans)} figures, more than the {limits.MAX_EXPORT_FIGURES} "
+                            "relviz writes at once; give fewer --view or --object")
+    if len(plans) == 1 and plans[0][0] == recipe.view:
+        return [recipe]
+    out = Path(recipe.output) if recipe.output else None
+    recipes = []
+    for name, chosen in plans:
+        options = recipe.options
+        tag = name if len(names) > 1 else ""
+        if chosen is not None:
+            options = options.model_copy(update={"object": chosen[0], "objects": chosen})
+            tag = f"{tag}-o{chosen[0]}" if tag else f"o{chosen[0]}"
+        output = str(out.with_name(f"{out.stem}-{tag}{out.suffix}")) if out is not None and tag else recipe.output
+        recipes.append(recipe.model_copy(update={"view": name, "options": options, "output": output}))
+    return recipes
+
+
+def export_figures(recipe: Recipe, views: list[str] | None = None, *, trace=None, names: FieldNames | None = None,
+                   progress: Progress | None = None) -> list[tuple[Path, Path]]:
+    """Every figure of :func:`figure_recipes` in one process: all outputs are checked before anything is drawn,
+    the trace is read (or the model run) once, and each figure lands with its recipe.  Returns the
+    (figure, recipe) paths in order."""
+    recipes = figure_recipes(recipe, views)
+    outs = [_check_output(r, names=names) for r in recipes]
+    if len({atomic.absolute(o) for o in outs}) != len(outs):
+        raise BadInputError("two of the figures would have the same file name; give --out with another name")
+    if trace is None and recipe.trace is None:
+        report = progress or (lambda percent, text: None)
+        report(5, "running the model…")
+        trace = run_source(recipe.source)
+    elif trace is None:
+        from relviz.core.trace import Trace
+
+        trace = Trace.load(recipe.trace)
+    return [export_figure(r, trace=trace, names=names, progress=progress) for r in recipes]
 
 
 def save_figure_and_recipe(fig, out: Path, recipe: Recipe, dpi: int) -> tuple[Path, Path]:

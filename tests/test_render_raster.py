@@ -12,7 +12,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from relviz.render.figure import colormap, heatmap, masked, photo, save_figure, value_image
+from relviz.render.figure import colormap, heatmap, masked, overlay_colormap, photo, save_figure, value_image
 from relviz.render.raster import PixelImage
 
 
@@ -65,8 +65,8 @@ def test_heatmap_over_part_of_the_axes_is_clipped_like_imshow():
         if ours:
             heatmap(ax, CELLS, (-20.0, 10.0, 60.0, 90.0), norm, "inferno")  # sticks out left and bottom
         else:
-            ax.imshow(masked(CELLS), extent=(-20.0, 60.0, 90.0, 10.0), cmap=colormap("inferno"), norm=norm,
-                      alpha=0.6, interpolation="nearest", interpolation_stage="data")
+            ax.imshow(masked(CELLS), extent=(-20.0, 60.0, 90.0, 10.0), cmap=overlay_colormap("inferno"), norm=norm,
+                      interpolation="nearest", interpolation_stage="data")
         ax.set_xlim(0, 100)
         ax.set_ylim(80, 0)
 
@@ -112,7 +112,7 @@ def test_smoothed_heatmaps_are_left_to_matplotlib():
         if ours:
             heatmap(ax, values, (0, 0, 40, 30), norm, "inferno", interpolation="bilinear")
         else:
-            ax.imshow(masked(values), extent=(0, 40, 30, 0), cmap=colormap("inferno"), norm=norm, alpha=0.6,
+            ax.imshow(masked(values), extent=(0, 40, 30, 0), cmap=overlay_colormap("inferno"), norm=norm,
                       interpolation="bilinear", interpolation_stage="data")
 
     ours, theirs = _pair(draw)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
 import numpy as np
 from matplotlib.colors import Normalize
 from PIL import Image
 
-from relviz.render.figure import _RC as RC
-from relviz.render.figure import heatmap, new_figure, photo, save_figure
+from relviz.render.figure import drawing_context, heatmap, new_figure, photo, save_figure
 
 
 def _figure(transparent: bool = False):
@@ -27,7 +25,7 @@ def _figure(transparent: bool = False):
 def test_png_has_matplotlibs_pixels_as_rgb_with_its_dpi(tmp_path):
     out = save_figure(_figure(), tmp_path / "f.png", dpi=120)
     reference, fig = io.BytesIO(), _figure()
-    with matplotlib.rc_context(RC):  # as save_figure draws
+    with drawing_context(fig):  # as save_figure draws: the figure's type scale, text kept as text
         fig.savefig(reference, format="png", dpi=120)
     with Image.open(out) as ours, Image.open(reference) as theirs:
         assert ours.mode == "RGB" and ours.size == (360, 240) == theirs.size

@@ -40,6 +40,10 @@ MAX_PARAMETERS = 400_000_000
 MIN_DPI, MAX_DPI = 30, 1200
 MIN_INCHES, MAX_INCHES = 0.5, 40.0
 MAX_FIGURE_PIXELS = 100_000_000  # PNG width × height at the asked DPI
+#: every text of a figure prints between these sizes (points, at the figure's own size: a preset's width)
+MIN_FIGURE_TEXT_PT, MAX_FIGURE_TEXT_PT = 5.0, 12.0
+#: figures written by one `relviz export` (several --view/--object)
+MAX_EXPORT_FIGURES = 64
 
 
 def max_image_pixels() -> int:

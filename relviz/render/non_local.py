@@ -9,8 +9,18 @@ from matplotlib.patches import ConnectionPatch
 
 from relviz.core.limits import MAX_DRAWN_BOXES
 from relviz.core.trace import Trace
-from relviz.render.figure import colorbar, count_nonfinite, heatmap, image_axes, mark_point, new_figure, shared_norm
+from relviz.render.figure import (
+    colorbar,
+    count_nonfinite,
+    figure_title,
+    heatmap,
+    image_axes,
+    mark_point,
+    new_figure,
+    shared_norm,
+)
 from relviz.render.selection import Setting, check_panels
+from relviz.render.style import current
 from relviz.render.views import ViewOptions, register_view
 from relviz.views.non_local import (  # noqa: F401 - the figure's computations live in the views layer
     AttentionRow,
@@ -33,6 +43,7 @@ from relviz.views.non_local import (  # noqa: F401 - the figure's computations l
         "values": Setting(str, "attention or the un-normalised pairwise term", ("attn", "pairwise")),
         "interpolation": Setting(str, "draw the cells (nearest) or smooth them (bilinear)", ("nearest", "bilinear")),
     },
+    takes_object=False,
 )
 def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     w, h = trace.image_size
@@ -56,12 +67,14 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
     rect = row.key_rect()
     interpolation = options.extra.get("interpolation", "nearest")
     norms = shared_norm(maps, options.shared_range)
-    panel = 2.6 if steps > 1 else 3.6
-    width = options.width or min(panel * steps + 0.9, 16.0)
-    height = options.height or 2 * (width - 0.9) / steps * h / w + 0.7
-    fig = new_figure(width, height)
+    style = current()
+    width = options.width or style.width
+    fig = new_figure(width, style.max_height)
     count_nonfinite(fig, row.values)
-    axes = fig.subplots(2, steps, squeeze=False)
+    if steps == 1:  # one image: the attention beside its links
+        axes = fig.subplots(1, 2, squeeze=False).T
+    else:  # a clip: attention over every time step above the links across them
+        axes = fig.subplots(2, steps, squeeze=False)
     im = None
     for t in range(steps):
         title = f"frame {shown[t]}" if len(frames) > 1 else None
@@ -87,19 +100,21 @@ def nonlocal_view(trace: Trace, options: ViewOptions) -> Figure:
                 axesB=axes[1, t],
                 arrowstyle="-|>",
                 mutation_scale=5 + 5 * weight,
-                linewidth=0.3 + 1.7 * weight,
+                linewidth=0.3 + style.arrow * weight,
                 color="#ffd700",
                 alpha=0.3 + 0.7 * weight,
             )
             fig.add_artist(con)
-    axes[1, 0].set_ylabel(f"top {len(links)} links", fontsize=7)
-    axes[0, 0].set_ylabel("pairwise f" if pairwise else "attention", fontsize=7)
+    if steps == 1:
+        axes[0, 0].set_title("pairwise f" if pairwise else "attention", fontsize=style.title)
+        axes[1, 0].set_title(f"top {len(links)} links", fontsize=style.title)
+    else:
+        axes[1, 0].set_ylabel(f"top {len(links)} links", fontsize=style.small)
+        axes[0, 0].set_ylabel("pairwise f" if pairwise else "attention", fontsize=style.small)
     if options.colorbar and im is not None:
         colorbar(fig, im, axes[0].tolist(), "f (un-normalised)" if pairwise else "attention")
     inst = trace.meta["nonlocal"]["blocks"][row.block]["instantiation"]
     where = f"frame {row.frame}, " if len(frames) > 1 else ""
-    fig.suptitle(
-        f"non-local block {row.block} ({inst}): from ({point[0]:.0f}, {point[1]:.0f}), {where}query cell {row.query}",
-        fontsize=9,
-    )
+    figure_title(fig, f"non-local block {row.block} ({inst}) from ({point[0]:.0f}, {point[1]:.0f}), {where}"
+                      f"query cell {row.query}")
     return fig

@@ -24,6 +24,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from relviz.core.errors import BadInputError
 from relviz.core.limits import MAX_DRAWN_BARS, MAX_DRAWN_BOXES
@@ -34,15 +35,21 @@ from relviz.render.figure import (
     count_nonfinite,
     draw_arrow,
     draw_boxes,
+    figure_title,
     finite_range,
+    grid_columns,
+    heatmap,
     image_axes,
     message_figure,
     new_figure,
+    overlay,
     photo,
     range_norm,
     shared_norm,
     value_image,
+    wrap_text,
 )
+from relviz.render.labels import placer
 from relviz.render.selection import (
     Setting,
     captions,
@@ -51,6 +58,7 @@ from relviz.render.selection import (
     detection_count,
     head_selection,
 )
+from relviz.render.style import current
 from relviz.render.tiles import Tiles
 from relviz.render.views import ViewOptions, register_view
 from relviz.views.geometry import (  # noqa: F401 - omega_g re-exported: ω_G is computed in the views layer
@@ -59,7 +67,7 @@ from relviz.views.geometry import (  # noqa: F401 - omega_g re-exported: ω_G is
     landscape,
     omega_g,
 )
-from relviz.views.relations import TERM_NAMES, RelationView, relation_view
+from relviz.views.relations import TERM_NAMES, TERM_SYMBOLS, RelationView, relation_view
 from relviz.views.selection import NMS_MODULE, default_module
 from relviz.views.selection import relation_modules as _modules
 
@@ -164,13 +172,18 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
     top, segments, strength = view.arrows(index, k, direction)
     line = view.line(index, direction)
 
-    fig = new_figure(*_image_size_fig(trace, options, 13.0))
+    style = current()
+    width = options.width or style.width
+    fig = new_figure(width, style.max_height)
     count_nonfinite(fig, raw)
-    sub = fig.subfigures(1, 2, width_ratios=[1.3, 1.0])
+    if width >= 5.0:  # page: the image beside the bars
+        sub = fig.subfigures(1, 2, width_ratios=[1.25, 1.0], wspace=0.0)
+    else:  # column: the image above the bars
+        sub = fig.subfigures(2, 1, height_ratios=[1.15, 1.0], hspace=0.0)
     ax = sub[0].subplots()
     head_name = "head mean" if head is None else f"head {head}"
     title = (f"{TERMS[term]} {'into' if direction == 'in' else 'from'} {view.labels[index]} ({module}, {head_name}): "
-             f"top {len(top)} of the {'detections' if over == 'detections' else 'proposals'}")
+             f"arrows from its top {len(top)} {'detections' if over == 'detections' else 'proposals'}")
     row = int(view.rows[index])
     if module == NMS_MODULE and "relation/nms/keep" in trace:
         # the duplicate-removal outcome for this candidate: classifier score s0, s1 per IoU threshold
@@ -178,10 +191,15 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
         keep = trace["relation/nms/keep"][row]
         s1 = ", ".join(f"{t:g}: {v:.2f}" for t, v in zip(thresholds, keep, strict=False))
         title += (
-            f"\nrank {int(trace['relation/nms/rank'][row])} in its class, s0 {trace['relation/nms/scores'][row]:.3f}, "
+            f"; rank {int(trace['relation/nms/rank'][row])} in its class, s0 {trace['relation/nms/scores'][row]:.3f}, "
             f"s1 {{{s1}}}"
         )
-    image_axes(ax, trace.image, trace.image_size, title if len(top) else title + " (no finite value to rank)")
+    image_axes(ax, trace.image, trace.image_size)
+    figure_title(fig, title if len(top) else title + " (no finite value to rank)")
+    place = placer(ax)
+    caps = captions(trace)
+    draw_boxes(ax, trace["detections/boxes"][obj : obj + 1], [caps[obj]], highlight=0,
+               labels=trace["detections/labels"][obj : obj + 1])
     for m, seg, st in list(zip(top, segments, strength, strict=True))[::-1]:
         bx = view.boxes[m]
         ax.add_patch(
@@ -192,36 +210,29 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
                 fill=False,
                 linestyle="--",
                 edgecolor=CONTRIB_COLOR,
-                linewidth=0.5 + 1.5 * float(st),
-                alpha=0.3 + 0.7 * float(st),
+                linewidth=style.thin + style.line * float(st),
+                alpha=0.4 + 0.6 * float(st),
             )
         )
         draw_arrow(ax, (seg[0], seg[1]), (seg[2], seg[3]), float(st), color=CONTRIB_COLOR)
-        ax.text(
-            bx[0],
-            bx[3],
-            f"{view.labels[m]} {line[m]:.3g}",
-            fontsize=5,
-            color="black",
-            va="top",
-            bbox={"facecolor": CONTRIB_COLOR, "alpha": 0.7, "pad": 0.5, "edgecolor": "none"},
-            clip_on=True,
-        )
-    caps = captions(trace)
-    draw_boxes(ax, trace["detections/boxes"][obj : obj + 1], [caps[obj]], highlight=0,
-               labels=trace["detections/labels"][obj : obj + 1])
+    for m in top:  # the strongest first: they get the best spots
+        bx = view.boxes[m]
+        label = ax.text(bx[0], bx[3], f"{view.labels[m].split(' ')[0]} {line[m]:.2g}", fontsize=style.small,
+                        color="black", bbox={"facecolor": CONTRIB_COLOR, "alpha": 0.8, "pad": 0.5, "edgecolor": "none"})
+        place.add_box_caption(label, bx)
     if module != NMS_MODULE and over == "proposals":
         bx = view.boxes[index]
         ax.add_patch(Rectangle((bx[0], bx[1]), bx[2] - bx[0], bx[3] - bx[1], fill=False, linestyle=":",
-                               edgecolor="white", linewidth=0.8))
+                               edgecolor="white", linewidth=style.thin))
 
     # bars: one panel per head (or just the chosen one), the top-k of the same ranking as the arrows
     cols = int(np.ceil(np.sqrt(len(panels))))
     rows = int(np.ceil(len(panels) / cols))
     axes = sub[1].subplots(rows, cols, squeeze=False)
-    kb = min(int(options.top_k), 8 if head is None else MAX_DRAWN_BARS)
+    kb = min(int(options.top_k), (5 if width < 5.0 else 6) if head is None else MAX_DRAWN_BARS // 2)
     xmin, xmax = finite_range(list(raw))
     xmin = min(0.0, xmin)
+    names = {m: v.labels[m] for v in views.values() for m in range(len(v.labels))}
     for i, a in enumerate(axes.ravel()):
         if i >= len(panels):
             a.axis("off")
@@ -229,15 +240,89 @@ def relations_view(trace: Trace, options: ViewOptions) -> Figure:
         v = views[panels[i]]
         order = v.ranking(index, kb, direction)
         values = v.line(index, direction)[order]
-        a.barh(range(len(order))[::-1], values, color="#4363d8" if panels[i] is not None else "#e6194b")
-        a.set_yticks(range(len(order))[::-1], [v.labels[m] for m in order], fontsize=4 if head is None else 6)
-        a.tick_params(axis="x", labelsize=4 if head is None else 6)
+        a.barh(range(len(order))[::-1], values, color="#4e79a7" if panels[i] is not None else "#e15759")
+        short = head is None
+        a.set_yticks(range(len(order))[::-1], [names[m].split(" ")[0] if short else names[m] for m in order],
+                     fontsize=style.small)
+        a.tick_params(axis="both", labelsize=style.small, length=2, pad=1)
+        a.xaxis.set_major_locator(MaxNLocator(2 if short else 4))
         if options.shared_range:
             a.set_xlim(xmin, xmax * 1.05 if xmax > 0 else 1.0)
-        a.set_title("mean" if panels[i] is None else f"head {panels[i]}", fontsize=5 if head is None else 8)
-    sub[1].suptitle(
-        f"top {kb} {TERMS[term]} per head (dN = detection, pN = proposal, rN = rank in class)", fontsize=7
-    )
+        a.set_title("mean" if panels[i] is None else f"head {panels[i]}", fontsize=style.small, pad=2)
+    bars_title = f"top {kb} {TERM_SYMBOLS.get(term, term)} per head"
+    sub[1].suptitle(wrap_text(bars_title, style.base, width * (0.4 if width >= 5.0 else 0.9)), fontsize=style.base)
+    return fig
+
+
+# -- relation pairs ---------------------------------------------------------------------------------
+PARTNER_COLOR = "#ffd700"
+
+
+@register_view(
+    "relation-pairs",
+    ("relation",),
+    "object pairs with high relation weights (Relation Networks' figure): for each of a few objects "
+    "(--object, repeatable; default the strongest), the 1–3 detections it relates to most, boxes joined by lines",
+    settings={"partners": Setting(int, "how many related objects per object", low=1, high=3)},
+    several_objects=True,
+)
+def relation_pairs_view(trace: Trace, options: ViewOptions) -> Figure:
+    _check_family(trace, "relation", "relation-pairs")
+    module = check_module(trace, options.module)
+    term = check_term(options.term)
+    if detection_count(trace) == 0:
+        return _no_detections(f"relation pairs ({module})")
+    heads = trace.shape(f"relation/{module}/{term}")[0]
+    head = head_selection(options.head, heads)
+    view = relation_view(trace, module, term, head, over="detections")
+    style = current()
+    chosen = [check_object(trace, k) for k in options.objects] or (
+        [check_object(trace, options.object)] if options.object is not None else [])
+    objects = [k for k in dict.fromkeys(chosen) if view.index_of(k) is not None]
+    if not objects:
+        objects = [int(view.detection[i]) for i in range(min(len(view), 4 if style.name == "page" else 2))]
+    if not chosen and not objects:
+        return _no_detections(f"relation pairs ({module})")
+    for k in chosen:
+        _entry(view, k, module)  # a sentence for an object without a row
+    check_panels(len(objects), "panels (one per object)", "give fewer --object")
+    partners = int((options.extra or {}).get("partners", 2))
+    width = options.width or style.width
+    cols = grid_columns(len(objects), width, 1.6)
+    rows = math.ceil(len(objects) / cols)
+    fig = new_figure(width, style.max_height)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(objects):]:
+        ax.set_visible(False)
+    labels = trace["detections/labels"]
+    ranked = []
+    for ax, k in zip(axes, objects, strict=False):
+        index = view.index_of(k)
+        line = view.line(index)
+        top = view.ranking(index, partners)
+        ranked.append(line[top])
+        image_axes(ax, trace.image, trace.image_size, view.labels[index])
+        place = placer(ax)
+        cx, cy = _centre(view.boxes[index])
+        strongest = float(np.nanmax(np.abs(line[top]))) if len(top) else 1.0
+        for m in top:
+            bx = view.boxes[m]
+            mx, my = _centre(bx)
+            strength = abs(float(line[m])) / strongest if strongest > 0 else 1.0
+            ax.plot([cx, mx], [cy, my], color=PARTNER_COLOR, linewidth=style.thin + style.arrow * strength,
+                    solid_capstyle="round")
+            ax.add_patch(Rectangle((bx[0], bx[1]), bx[2] - bx[0], bx[3] - bx[1], fill=False,
+                                   edgecolor=PARTNER_COLOR, linewidth=style.line))
+            tag = ax.text(bx[0], bx[3], f"{view.labels[m].split(' ')[0]} {line[m]:.2g}", fontsize=style.small,
+                          color="black", bbox={"facecolor": PARTNER_COLOR, "alpha": 0.85, "pad": 0.5,
+                                               "edgecolor": "none"})
+            place.add_box_caption(tag, bx)
+        draw_boxes(ax, view.boxes[index][None], [view.labels[index].split(" ")[0]], highlight=0,
+                   labels=labels[k : k + 1])
+    count_nonfinite(fig, *ranked)
+    head_name = "head mean" if head is None else f"head {head}"
+    figure_title(fig, f"the {partners} objects each object relates to most: {TERMS[term]} ({module}, {head_name}); "
+                      "line width by weight")
     return fig
 
 
@@ -284,23 +369,31 @@ def relation_matrix_view(trace: Trace, options: ViewOptions) -> Figure:
         what = f"over all {len(sub)} {'candidates' if module == NMS_MODULE else 'proposals'}"
     if finite_range([sub]) is None:
         raise NoFiniteValues
-    side = options.width or 6.5
-    fig = new_figure(side, options.height or side * 0.85)
+    style = current()
+    side = options.width or style.width
+    fig = new_figure(side, style.max_height)
     count_nonfinite(fig, sub)
     ax = fig.add_subplot()
     im = value_image(ax, sub, options.cmap, range_norm(*finite_range([sub])), aspect="equal")
     n = len(sub)
-    step = 1 if n <= 40 else int(np.ceil(n / 40))
-    ticks = [i for i in range(n) if labels[i] and (step == 1 or i % step == 0)]
-    fs = 6 if n <= 40 else 4
-    ax.set_xticks(ticks, [labels[i] for i in ticks], fontsize=fs, rotation=90)
-    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=fs)
-    ax.set_xlabel("contributing object m")
-    ax.set_ylabel("receiving object n")
+    room = max(1, int((side - 1.6) * 72 / (style.small * 1.4)))  # labels that fit along the matrix's side
+    gap = max(1, math.ceil(n / room))  # rows between two labels, at least
+    ticks: list[int] = []
+    for i in range(n):  # named rows (detections), thinned so no two labels are closer than ``gap`` rows
+        if labels[i] and (not ticks or i - ticks[-1] >= gap):
+            ticks.append(i)
+    longest = max((len(labels[i]) for i in ticks), default=0)
+    short = longest * style.small * 0.55 > 0.28 * side * 72  # long names take too much of the figure: dN only
+    shown = [labels[i].split(" ")[0] if short else labels[i] for i in ticks]
+    ax.set_xticks(ticks, shown, fontsize=style.small, rotation=90)
+    ax.set_yticks(ticks, shown, fontsize=style.small)
+    ax.tick_params(length=2, pad=1)
+    ax.set_xlabel("contributing object m", fontsize=style.base)
+    ax.set_ylabel("receiving object n", fontsize=style.base)
     if sel_pos is not None:
-        ax.add_patch(Rectangle((-0.5, sel_pos - 0.5), n, 1, fill=False, edgecolor="#00ff7f", linewidth=1.2))
+        ax.add_patch(Rectangle((-0.5, sel_pos - 0.5), n, 1, fill=False, edgecolor="#00ff7f", linewidth=style.line))
     head_name = "head mean" if head is None else f"head {head}"
-    ax.set_title(f"{TERMS[term]}, module {module}, {head_name}\n{what}", fontsize=8)
+    figure_title(fig, f"{TERMS[term]}, module {module}, {head_name}, {what}", style.title)
     if options.colorbar:
         colorbar(fig, im, ax, TERMS[term])
     return fig
@@ -341,13 +434,14 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
     land = whole.values
     caps = captions(trace)
 
+    style = current()
+    fw = options.width or style.width
     if head is None:
         panels = [*range(heads), None]
         maps = [land[h] for h in range(heads)] + [land.mean(0)]
-        cols = int(np.ceil(np.sqrt(len(panels))))
+        cols = grid_columns(len(panels), fw - 0.7, 1.0)
         rows = int(np.ceil(len(panels) / cols))
-        fw = options.width or 2.0 * cols + 1.0
-        fig = new_figure(fw, options.height or (fw - 1.0) / cols * height / width * rows + 0.8)
+        fig = new_figure(fw, style.max_height)
         axes = fig.subplots(rows, cols, squeeze=False)
         titles = ["mean" if p is None else f"head {p}" for p in panels]
     else:
@@ -356,10 +450,10 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
             landscape(trace, module, box, (width, height), res, sc, [head]).values[0]
             for sc in scales
         ]
-        fw = options.width or 12.0
-        fig = new_figure(fw, options.height or fw / 4 * max(height / width, 0.8) + 0.8)
-        axes = fig.subplots(1, 4, squeeze=False)
-        titles = [f"head {head}, size × {sc:g}" for sc in scales]
+        fig = new_figure(fw, style.max_height)
+        cols = 4 if fw >= 5.0 else 2
+        axes = fig.subplots(4 // cols, cols, squeeze=False)
+        titles = [f"size × {sc:g}" for sc in scales]
     norms = shared_norm(maps, options.shared_range)
     count_nonfinite(fig, *maps)
     im = None
@@ -368,14 +462,13 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
             a.axis("off")
             continue
         image_axes(a, trace.image, trace.image_size, titles[i])
-        im = value_image(
-            a, maps[i], options.cmap, norms[i], extent=(0, width, height, 0), alpha=0.75,
-            interpolation=extra.get("interpolation", "nearest")
-        )
-        draw_boxes(a, box[None], [caps[obj]] if i == 0 else None, linewidth=0.8,
+        im = heatmap(a, maps[i], (0, 0, width, height), norms[i], options.cmap,
+                     interpolation=extra.get("interpolation", "nearest"))
+        draw_boxes(a, box[None], [caps[obj].split(" ")[0]] if i == 0 else None, linewidth=style.thin,
                    labels=trace["detections/labels"][obj : obj + 1])
     if head is not None:
-        a = axes[0, 3]
+        a = axes.flat[3]
+        a.set_visible(True)
         ratios = np.linspace(-2.0, 2.0, 81)  # log(w_n / w_m), log(h_n / h_m)
         off = (float(extra.get("dx", 1.0)), float(extra.get("dy", 0.0)))
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -387,21 +480,22 @@ def geometry_view(trace: Trace, options: ViewOptions) -> Figure:
         count_nonfinite(fig, sc_map)
         sc_norm = range_norm(*(finite_range([sc_map]) or (0.0, 1.0)))
         im2 = value_image(a, sc_map, options.cmap, sc_norm, extent=(-2, 2, 2, -2), aspect="equal")
-        a.set_xlabel("log(w_n / w_m)")
-        a.set_ylabel("log(h_n / h_m)")
-        a.set_title(f"scale, offset ({off[0]:g}w, {off[1]:g}h)", fontsize=8)
+        a.set_xlabel("log(w_n / w_m)", fontsize=style.small)
+        a.set_ylabel("log(h_n / h_m)", fontsize=style.small)
+        a.tick_params(labelsize=style.small, length=2, pad=1)
+        a.set_title(f"scale at ({off[0]:g}w, {off[1]:g}h)", fontsize=style.title)
         if options.colorbar:
             colorbar(fig, im2, a, "ω_G")
-        map_axes = list(axes[0, :3])
+        map_axes = list(axes.flat[:3]) if cols == 4 else list(axes[0])  # 2×2: the scale panel's bar sits below
     else:
         map_axes = axes.ravel().tolist()
     if options.colorbar and im is not None:
-        colorbar(fig, im, map_axes, "ω_G of a box centred at that pixel")
-    fig.suptitle(
-        f"geometry term ω_G into detection {obj} ({module}) for a box of its size × {s:g} centred at each pixel"
+        colorbar(fig, im, map_axes, "ω_G")
+    figure_title(
+        fig,
+        f"geometry term ω_G into d{obj} ({module}) of a box of its size × {s:g} centred at each pixel"
         if head is None
-        else f"geometry term ω_G into detection {obj} ({module}), head {head}",
-        fontsize=9,
+        else f"geometry term ω_G into d{obj} ({module}), head {head}: box sizes × 0.5, 1, 2 and relative scale",
     )
     return fig
 
@@ -449,11 +543,13 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
         return _one_part(trace, options, obj, term, maps[part], part, parts, extent, box)
     check_panels(k, "part maps", "draw one part with --set part=K")
     norms = shared_norm(maps, options.shared_range)
-    fw = options.width or min(1.25 * parts + 1.2, 12.0)
-    fig = new_figure(fw, options.height or (fw - 1.2) / parts * aspect * parts + 0.9)
+    style = current()
+    fw = options.width or style.width
+    fig = new_figure(fw, style.max_height)
     count_nonfinite(fig, *maps)
     ax = fig.add_subplot()
-    tiles = Tiles(ax, parts, parts, aspect=aspect, gap=0.2)
+    tile_pt = (fw - 1.0) * 72 / parts  # a tile's width in points, about
+    tiles = Tiles(ax, parts, parts, aspect=aspect, gap=max(0.12, (style.small + 4) / tile_pt))  # room for titles
     w, h = trace.image_size
     im = None
     for i in range(k):
@@ -463,23 +559,24 @@ def region_parts_view(trace: Trace, options: ViewOptions) -> Figure:
             photo(ax, trace.image, tiles.extent(r, c, extent, (0, w, h, 0))).set_clip_path(clip)
         else:
             tiles.background(r, c, "#d0d0d0")
-        im = value_image(ax, maps[i], options.cmap, norms[i], extent=tiles.extent(r, c, extent), alpha=0.75)
+        im = overlay(ax, maps[i], tiles.extent(r, c, extent), norms[i], options.cmap)
         for (x0, y0), (x1, y1), color, lw in (
-            ((box[0], box[1]), (box[2], box[3]), "white", 0.5),
-            ((box[0] + c * bw, box[1] + r * bh), (box[0] + (c + 1) * bw, box[1] + (r + 1) * bh), "#00ff7f", 0.6),
+            ((box[0], box[1]), (box[2], box[3]), "white", style.thin),
+            ((box[0] + c * bw, box[1] + r * bh), (box[0] + (c + 1) * bw, box[1] + (r + 1) * bh), "#00ff7f",
+             style.thin),
         ):
             (tx0, ty0), (tx1, ty1) = tiles.point(r, c, extent, x0, y0), tiles.point(r, c, extent, x1, y1)
             ax.add_patch(Rectangle((tx0, ty0), tx1 - tx0, ty1 - ty0, fill=False, edgecolor=color, linewidth=lw,
                                    clip_path=clip))
-        tiles.frame(r, c)
-        tiles.title(r, c, f"part {i}", fontsize=5)
+        tiles.frame(r, c, linewidth=style.thin)
+        tiles.title(r, c, f"part {i}", fontsize=style.small)
     if options.colorbar and im is not None:
         colorbar(fig, im, ax, REGION_TERMS[term])
     caps = captions(trace)
-    fig.suptitle(
-        f"{REGION_TERMS[term]} of each part for {caps[obj]}, over the support region "
+    figure_title(
+        fig,
+        f"{REGION_TERMS[term]} of each part for {caps[obj]} over its support region "
         f"({samples}×{samples} samples; white: the box, green: the part's bin)",
-        fontsize=8,
     )
     return fig
 
@@ -510,17 +607,26 @@ def _one_part(
     box: np.ndarray,
 ) -> Figure:
     """One part's map over the whole image (``--set part=K``)."""
-    fig = new_figure(*_image_size_fig(trace, options, 6.0))
+    style = current()
+    fig = new_figure(options.width or style.width, style.max_height)
     ax = fig.add_subplot()
     caps = captions(trace)
-    image_axes(ax, trace.image, trace.image_size, f"{REGION_TERMS[term]} of part {part} for {caps[obj]}")
+    image_axes(ax, trace.image, trace.image_size)
+    # the support region and a quarter of its size around it, not the whole image: the map fills the figure
+    left, right, bottom, top = extent
+    w, h = trace.image_size
+    pad_x, pad_y = 0.25 * (right - left), 0.25 * (bottom - top)
+    ax.set_xlim(max(0.0, left - pad_x), min(float(w), right + pad_x))
+    ax.set_ylim(min(float(h), bottom + pad_y), max(0.0, top - pad_y))
+    figure_title(fig, f"{REGION_TERMS[term]} of part {part} for {caps[obj]} over its support region")
     norm = shared_norm([values], True)[0]
     count_nonfinite(fig, values)
-    im = value_image(ax, values, options.cmap, norm, extent=extent, alpha=0.7)
-    draw_boxes(ax, box[None], linewidth=0.8)
+    im = overlay(ax, values, extent, norm, options.cmap)
+    draw_boxes(ax, box[None], labels=trace["detections/labels"][obj : obj + 1])
     bw, bh = (box[2] - box[0]) / parts, (box[3] - box[1]) / parts
     r, c = divmod(part, parts)
-    ax.add_patch(Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f", linewidth=1))
+    ax.add_patch(Rectangle((box[0] + c * bw, box[1] + r * bh), bw, bh, fill=False, edgecolor="#00ff7f",
+                           linewidth=style.line))
     if options.colorbar:
         colorbar(fig, im, ax, REGION_TERMS[term])
     return fig

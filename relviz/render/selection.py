@@ -21,6 +21,7 @@ from relviz.views.selection import (  # noqa: F401 - the selection rules the fig
     check_object,
     checked_points,
     detection_count,
+    detection_labels,
     head_selection,
     layer_index,
     named_layer,

@@ -18,7 +18,8 @@ from matplotlib.patches import Rectangle
 @dataclass
 class Tiles:
     """``rows`` × ``cols`` tiles, each 1 wide and ``aspect`` high, ``gap`` tile widths apart; ``below``
-    tile heights of room under the last row (for colorbars)."""
+    tile heights of room under the last row and ``right`` tile widths right of the last column (for
+    colorbars); columns in runs of ``group`` (the three kernels of one LR-Net group) ``group_gap`` apart."""
 
     ax: Axes
     rows: int
@@ -26,6 +27,9 @@ class Tiles:
     aspect: float = 1.0
     gap: float = 0.12
     below: float = 0.0
+    right: float = 0.0
+    group: int = 0
+    group_gap: float = 0.0
 
     def __post_init__(self) -> None:
         self.ax.set_xlim(0.0, self.width)
@@ -36,9 +40,13 @@ class Tiles:
         # union (seconds for 80 tiles); embedded one by one, each tile is an image of its own, as an axes' was
         self.ax.get_figure(root=True).suppressComposite = True
 
+    def _x0(self, c: int) -> float:
+        extra = (c // self.group) * (self.group_gap - self.gap) if self.group else 0.0
+        return c * (1.0 + self.gap) + extra
+
     @property
     def width(self) -> float:
-        return self.cols * (1.0 + self.gap) - self.gap
+        return self._x0(self.cols - 1) + 1.0 + self.right
 
     @property
     def height(self) -> float:
@@ -46,7 +54,7 @@ class Tiles:
 
     def box(self, r: int, c: int) -> tuple[float, float, float, float]:
         """(x0, y0, x1, y1) of tile (r, c); y0 is its top."""
-        x0, y0 = c * (1.0 + self.gap), r * (self.aspect + self.gap)
+        x0, y0 = self._x0(c), r * (self.aspect + self.gap)
         return x0, y0, x0 + 1.0, y0 + self.aspect
 
     def extent(self, r: int, c: int, window: tuple[float, float, float, float],
@@ -100,3 +108,11 @@ class Tiles:
         w, h = self.width, self.height
         return self.ax.inset_axes([x0 / w, 1 - (top + height * self.aspect) / h, (x1 - x0) / w,
                                    height * self.aspect / h])
+
+    def right_axes(self, r: int, width: float = 0.15, offset: float = 0.15) -> Axes:
+        """An axes right of row ``r``, inside the room ``right`` (a row's colorbar); ``width`` and ``offset``
+        in tile widths."""
+        x0 = self._x0(self.cols - 1) + 1.0 + offset
+        _, y0, _, y1 = self.box(r, 0)
+        w, h = self.width, self.height
+        return self.ax.inset_axes([x0 / w, 1 - y1 / h, width / w, (y1 - y0) / h])

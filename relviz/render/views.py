@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from relviz.core.errors import BadInputError
 from relviz.core.trace import Trace
-from relviz.render.figure import NoFiniteValues, check_cmap, message_figure, note_nonfinite
+from relviz.render.figure import NoFiniteValues, check_cmap, ignore_layout_notes, message_figure, note_nonfinite
 from relviz.render.selection import (
     Setting,
     check_inches,
@@ -26,6 +26,7 @@ from relviz.render.selection import (
     check_settings,
     check_top_k,
 )
+from relviz.render.style import DEFAULT_PRESET, check_preset, fit_height, overflow, use_style
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ViewOptions:
     """The selection and styling a figure is drawn with; also the body of an export recipe."""
 
     object: int | None = None  # index into detections
+    objects: list[int] = field(default_factory=list)  # several objects (--object repeated), in the order given
     point: tuple[float, float] | None = None  # (x, y) in original image pixels
     points: list[tuple[float, float]] = field(default_factory=list)  # several reference points
     frame: int | None = None
@@ -47,6 +49,7 @@ class ViewOptions:
     height: float | None = None
     top_k: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
+    preset: str = DEFAULT_PRESET  # journal size and type scale (relviz.render.style): column | page
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,6 +87,7 @@ def checked_options(view: View, options: ViewOptions) -> ViewOptions:
     return replace(
         options,
         object=check_index_option(options.object, "object"),
+        objects=[check_index_option(k, "object") for k in options.objects or []],
         frame=check_index_option(options.frame, "frame"),
         point=_point(options.point, "point") if options.point is not None else None,
         points=[_point(p, "points") for p in options.points or []],
@@ -93,6 +97,7 @@ def checked_options(view: View, options: ViewOptions) -> ViewOptions:
         height=check_inches(options.height, "height"),
         head=str(options.head) if options.head is not None else "mean",
         extra=check_settings(view.name, options.extra, view.settings),
+        preset=check_preset(options.preset or DEFAULT_PRESET),
     )
 
 
@@ -103,6 +108,8 @@ class View:
     draw: Callable[[Trace, ViewOptions], Figure]
     help: str
     settings: dict[str, Setting] = field(default_factory=dict)  # the --set keys it understands
+    several_objects: bool = False  # shows several objects (--object repeated) in one figure
+    takes_object: bool = True  # False: the view shows no selected object (points, layers, blocks)
 
 
 _VIEWS: dict[str, View] = {}
@@ -111,9 +118,10 @@ _VIEW_MODULES = ("relviz.render.detection", "relviz.render.detr", "relviz.render
                  "relviz.render.relation")
 
 
-def register_view(name: str, families: tuple[str, ...], help: str, settings: dict[str, Setting] | None = None):
+def register_view(name: str, families: tuple[str, ...], help: str, settings: dict[str, Setting] | None = None,
+                  several_objects: bool = False, takes_object: bool = True):
     def wrap(draw: Callable[[Trace, ViewOptions], Figure]):
-        _VIEWS[name] = View(name, families, draw, help, dict(settings or {}))
+        _VIEWS[name] = View(name, families, draw, help, dict(settings or {}), several_objects, takes_object)
         return draw
 
     return wrap
@@ -129,11 +137,23 @@ def views_for(family: str) -> list[str]:
     return [name for name, v in views().items() if family in v.families]
 
 
+def _drawn(view: View, trace: Trace, options: ViewOptions) -> Figure:
+    fig = view.draw(trace, options)
+    note_nonfinite(fig)
+    if options.width is not None:
+        fig.set_figwidth(options.width)
+    if options.height is not None:
+        fig.set_figheight(options.height)
+    return fig
+
+
 def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
     """Draw view ``name`` of ``trace``; a clear error when the view does not fit the trace's family.
 
-    The options every view shares are checked here (colormap, top-k, size, the view's ``--set`` keys);
-    non-finite values are drawn masked with a note, and a figure with no finite value to draw says so.
+    The options every view shares are checked here (colormap, top-k, size, preset, the view's ``--set``
+    keys); non-finite values are drawn masked with a note, and a figure with no finite value to draw says so.
+    The figure is drawn at its preset's width (or ``--width``) in the preset's type scale, and its height is
+    what its content needs (at most the preset's 9.5 in) unless ``--height`` gives one.
     """
     available = views()
     if name not in available:
@@ -146,12 +166,23 @@ def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
             f"{trace.family or 'an unknown family'}; views for it: {valid}"
         )
     options = checked_options(view, options)
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="matplotlib")  # layout notes, not the user's business
-            fig = view.draw(trace, options)
-    except NoFiniteValues:
-        return message_figure(f"every value the {name} view would draw here is NaN or infinite:\nnothing to show",
-                              name)
-    note_nonfinite(fig)
+    with use_style(options.preset) as style, np.errstate(all="ignore"), warnings.catch_warnings():
+        ignore_layout_notes()
+        try:
+            fig = _drawn(view, trace, options)
+            if options.height is None:
+                # the height the content needs, found on a first figure; the figure returned is built afresh at that
+                # height (matplotlib's layout of a figure depends on the layouts it had before)
+                height = fit_height(fig, style.max_height)
+                for _ in range(3):
+                    fig = _drawn(view, trace, options)
+                    fig.set_figheight(height)
+                    over = overflow(fig) if height < style.max_height else 0.0
+                    if over < 0.01:
+                        break
+                    height = min(style.max_height, round(height + 2 * over + 0.02, 3))
+        except NoFiniteValues:
+            return message_figure(f"every value the {name} view would draw here is NaN or infinite: nothing to show",
+                                  name)
+        fig.relviz_style = style
     return fig

@@ -20,6 +20,22 @@ MATRIX_CMAP = "viridis"  # relation matrices and landscapes
 DIVERGING_CMAP = "coolwarm"  # signed logits (geometry priors, appearance terms), centred on 0
 #: the colour of a value that is NaN or infinite: a neutral grey that no colormap's end takes
 NO_VALUE_COLOR = "#9a9a9a"
+#: the opacity of a heatmap's highest values over the photo (lower values fade out: :func:`overlay_alpha`)
+OVERLAY_OPACITY = 0.8
+
+
+def overlay_alpha(u: np.ndarray) -> np.ndarray:
+    """How opaque an overlay's colour is at ``u`` in 0..1 of its range (times the overlay's opacity): clear at
+    the low end, so the lowest values leave the photo as it is, full from 90 % of the range up."""
+    return np.clip(np.asarray(u, np.float64) ** 0.6 * 1.1, 0.0, 1.0)
+
+
+def text_color_on(color: str) -> str:
+    """Black or white, whichever reads better on ``color`` (by its relative luminance)."""
+    r, g, b = (c / 255.0 for c in rgb(color))
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "black" if luminance > 0.18 else "white"
 
 
 def box_color(label: int) -> str:
@@ -43,7 +59,7 @@ def cmap_table(name: str = HEAT_CMAP, alpha_ramp: bool = False) -> np.ndarray:
 
     table = (colormaps[name](np.linspace(0, 1, 256)) * 255).round().astype(np.uint8)
     if alpha_ramp:
-        table[:, 3] = (255 * np.clip(np.linspace(0, 1, 256) ** 0.6 * 1.1, 0, 1)).astype(np.uint8)
+        table[:, 3] = (255 * overlay_alpha(np.linspace(0, 1, 256))).astype(np.uint8)
     table.setflags(write=False)
     return table
 

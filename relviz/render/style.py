@@ -1,0 +1,221 @@
+"""Journal presets and one type scale: what size a figure is and how large everything in it prints.
+
+A figure is drawn at the size it will be printed, so a point in it is a point on paper.  A
+:class:`Preset` fixes the width (a single column, 3.5 in, or a full page, 7.16 in), the tallest the
+figure may grow (9.5 in: its height follows from its content, :func:`fit_height`) and one base type
+size from which every other size follows (:class:`Style`): ticks, captions and tile titles a step
+below the base, panel titles a step above, the figure's title two steps above — every text 5–12 pt.
+Line widths and marker sizes are in points too, so a box prints as thin at both presets.
+
+Everything that draws a figure — the views, ``relviz export``, the window's File → Export figure… and
+batch exports — takes its sizes from here::
+
+    with use_style("column") as style:
+        fig = new_figure(style.width, 3.0)
+        ax.set_title("…", fontsize=style.title)
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+from relviz.core import limits
+from relviz.core.errors import BadInputError
+
+#: the smallest and largest type a figure prints (points, at the preset's size)
+MIN_TEXT_PT, MAX_TEXT_PT = limits.MIN_FIGURE_TEXT_PT, limits.MAX_FIGURE_TEXT_PT
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A journal size: ``width`` inches wide, at most ``max_height`` tall, body text at ``base`` points."""
+
+    name: str
+    width: float
+    base: float
+    max_height: float = 9.5
+    description: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "column": Preset("column", 3.5, base=7.0, description="single column, 3.5 in wide"),
+    "page": Preset("page", 7.16, base=8.0, description="full page width, 7.16 in"),
+}
+DEFAULT_PRESET = "page"
+
+
+@dataclass(frozen=True)
+class Style:
+    """The sizes one figure is drawn with: its preset's width and type scale (points), line widths and
+    marker sizes (points)."""
+
+    preset: Preset
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    @property
+    def width(self) -> float:
+        return self.preset.width
+
+    @property
+    def max_height(self) -> float:
+        return self.preset.max_height
+
+    # -- the type scale: one base size, everything else in proportion --------------------------------
+    @property
+    def base(self) -> float:
+        """Axis labels, colorbar labels, legends."""
+        return self.preset.base
+
+    @property
+    def small(self) -> float:
+        """Tick labels, box captions, tile titles, notes."""
+        return max(MIN_TEXT_PT, self.base - 1.5)
+
+    @property
+    def title(self) -> float:
+        """A panel's title."""
+        return min(MAX_TEXT_PT, self.base + 1.0)
+
+    @property
+    def heading(self) -> float:
+        """The figure's title."""
+        return min(MAX_TEXT_PT, self.base + 2.0)
+
+    # -- strokes and marks, in points ------------------------------------------------------------------
+    @property
+    def line(self) -> float:
+        """A box's outline."""
+        return 0.8 if self.name == "column" else 1.0
+
+    @property
+    def thin(self) -> float:
+        """Frames, part bins, secondary outlines."""
+        return 0.5
+
+    @property
+    def marker(self) -> float:
+        """A reference point's marker."""
+        return 4.0 if self.name == "column" else 5.0
+
+    @property
+    def arrow(self) -> float:
+        """The widest arrow (the strongest relation)."""
+        return 1.8 if self.name == "column" else 2.5
+
+    def rc(self) -> dict[str, Any]:
+        """matplotlib rcParams for this style (what a figure's axes, ticks and colorbars take by default)."""
+        return {
+            "font.size": self.base,
+            "axes.titlesize": self.title,
+            "axes.labelsize": self.base,
+            "xtick.labelsize": self.small,
+            "ytick.labelsize": self.small,
+            "legend.fontsize": self.small,
+            "legend.title_fontsize": self.base,
+            "figure.titlesize": self.heading,
+            "figure.labelsize": self.base,
+            "axes.titlepad": 3.0,
+            "axes.labelpad": 2.0,
+            "axes.linewidth": 0.6,
+            "lines.linewidth": self.line,
+            "lines.markersize": self.marker,
+            "patch.linewidth": self.line,
+            "xtick.major.width": 0.6,
+            "ytick.major.width": 0.6,
+            "xtick.major.size": 2.5,
+            "ytick.major.size": 2.5,
+            "xtick.major.pad": 2.0,
+            "ytick.major.pad": 2.0,
+            # gaps in inches (pads), none as fractions of the figure: the layout does not change with the height,
+            # so the height the content needs is found in one pass (fit_height)
+            "figure.constrained_layout.h_pad": 3 / 72,
+            "figure.constrained_layout.w_pad": 3 / 72,
+            "figure.constrained_layout.hspace": 0.0,
+            "figure.constrained_layout.wspace": 0.0,
+        }
+
+
+def check_preset(name: Any) -> str:
+    """``name`` if it is a preset, else one sentence listing them."""
+    if not isinstance(name, str) or name not in PRESETS:
+        choices = ", ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
+        raise BadInputError(f"--preset {name!r} is not a figure preset; choose {choices}")
+    return name
+
+
+def style(name: str | None = None) -> Style:
+    """The style of preset ``name`` (the default preset when None)."""
+    return Style(PRESETS[check_preset(name or DEFAULT_PRESET)])
+
+
+_CURRENT: contextvars.ContextVar[Style | None] = contextvars.ContextVar("relviz_style", default=None)
+
+
+def current() -> Style:
+    """The style of the figure being drawn (:func:`use_style`), else the default preset's."""
+    return _CURRENT.get() or style()
+
+
+@contextmanager
+def use_style(preset: str | Style | None = None) -> Iterator[Style]:
+    """Draw with ``preset``'s sizes: the figure helpers and matplotlib's defaults (rcParams) take them."""
+    chosen = preset if isinstance(preset, Style) else style(preset)
+    token = _CURRENT.set(chosen)
+    try:
+        with matplotlib.rc_context(chosen.rc()):
+            yield chosen
+    finally:
+        _CURRENT.reset(token)
+
+
+# -- the height a figure's content needs --------------------------------------------------------------
+def _vertical_slack(fig) -> float:
+    """Inches of height the figure could lose without shrinking any fixed-aspect axes (images, tiles): the
+    least, over vertical lines through such axes, of the height the axes on that line leave unused once drawn
+    at their aspect (axes stacked on one line add their slack up)."""
+    fixed = []
+    for ax in fig.get_axes():
+        if not ax.get_visible() or ax.get_aspect() == "auto" or hasattr(ax, "_colorbar"):
+            continue
+        if not ax.axison and not ax.images and not ax.patches and not ax.texts:
+            continue
+        # positions are fractions of the axes' own (sub)figure: in display pixels, they compare across subfigures
+        to_display = ax.get_figure(root=False).transSubfigure
+        layout = ax.get_position(original=True).transformed(to_display)
+        drawn = ax.get_position(original=False).transformed(to_display)
+        fixed.append((layout.x0, layout.x1, max(0.0, layout.height - drawn.height) / fig.dpi))
+    if not fixed:
+        return 0.0
+    lines = [(x0 + x1) / 2 for x0, x1, _ in fixed]
+    return min(sum(slack for x0, x1, slack in fixed if x0 <= x <= x1) for x in lines)
+
+
+def fit_height(fig, max_height: float, min_height: float = 0.8, passes: int = 2) -> float:
+    """Shrink ``fig`` to the height its content needs at its width (no empty bands above and below images
+    drawn at their aspect), at most ``max_height``; returns the height."""
+    fig.set_figheight(min(fig.get_figheight(), max_height))
+    for _ in range(passes):
+        fig.draw_without_rendering()
+        slack = _vertical_slack(fig)
+        if slack < 0.01:
+            break
+        fig.set_figheight(round(max(min_height, fig.get_figheight() - slack), 3))
+    return fig.get_figheight()
+
+
+def overflow(fig) -> float:
+    """Inches by which the figure's drawn content passes its top or bottom edge (0 when it fits)."""
+    fig.draw_without_rendering()
+    renderer = fig._get_renderer()
+    tight = fig.get_tightbbox(renderer)
+    height = fig.get_figheight()
+    return max(0.0, -tight.y0) + max(0.0, tight.y1 - height)
