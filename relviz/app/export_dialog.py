@@ -1,4 +1,9 @@
-"""File → Export figure…: view, size, DPI, format, colorbar, shared range, colormap, file."""
+"""File → Export figure…: view, journal preset, size, DPI, format, colorbar, shared range, colormap, file.
+
+The choices map one to one onto ``relviz export``'s options (``--preset``, ``--width``/``--height``, ``--dpi``,
+``--no-colorbar``, ``--no-shared-range``, ``--cmap``) with the same defaults, so the dialog and the command line
+write the same figure for the same choices: by default the size comes from the preset (its width, the height
+the content needs), as on the command line without ``--width``/``--height``."""
 
 from __future__ import annotations
 
@@ -30,6 +35,9 @@ CMAPS = ("inferno", "viridis", "magma", "plasma", "cividis", "jet", "gray")
 class ExportDialog(QDialog):
     def __init__(self, views: list[tuple[str, str]], default_path: str, parent: QWidget | None = None):
         super().__init__(parent)
+        from relviz.render.style import DEFAULT_PRESET, PRESETS  # matplotlib when a figure is exported, not at start
+
+        self._presets = PRESETS
         self.setWindowTitle("Export figure")
         self._last_view: str | None = None
         self.view = QComboBox()
@@ -40,6 +48,11 @@ class ExportDialog(QDialog):
         self.help.setWordWrap(True)
         self.fmt = QComboBox()
         self.fmt.addItems([f.upper() for f in FORMATS])
+        self.preset = QComboBox()
+        for preset in PRESETS.values():
+            self.preset.addItem(f"{preset.name} ({preset.description})", preset.name)
+        self.preset.setCurrentIndex(self.preset.findData(DEFAULT_PRESET))
+        self.custom_size = QCheckBox("other size (the type stays the preset's)")
         self.width = QDoubleSpinBox()
         self.width.setRange(1.0, 40.0)
         self.width.setValue(6.0)
@@ -64,6 +77,7 @@ class ExportDialog(QDialog):
         path_row.addWidget(self.path, 1)
         path_row.addWidget(browse)
         size_row = QHBoxLayout()
+        size_row.addWidget(self.custom_size)
         size_row.addWidget(self.width)
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height)
@@ -71,6 +85,7 @@ class ExportDialog(QDialog):
         form.addRow("view", self.view)
         form.addRow("", self.help)
         form.addRow("format", self.fmt)
+        form.addRow("preset", self.preset)
         form.addRow("size", size_row)
         form.addRow("DPI (PNG)", self.dpi)
         form.addRow("colormap", self.cmap)
@@ -92,6 +107,9 @@ class ExportDialog(QDialog):
         layout.addWidget(self.buttons)
         self.view.currentIndexChanged.connect(self._on_view)
         self.fmt.currentTextChanged.connect(self._on_format)
+        self.preset.currentIndexChanged.connect(self._on_preset)
+        self.custom_size.toggled.connect(self._on_preset)
+        self._on_preset()
         self._on_view()
         self._on_format(self.fmt.currentText())
 
@@ -111,6 +129,14 @@ class ExportDialog(QDialog):
             self.path.setText(str(Path(path).with_suffix("." + text.lower())))
         self.dpi.setEnabled(text.lower() == "png")
 
+    def _on_preset(self) -> None:
+        """Without "other size" the size shown is the preset's width (the height follows from the content)."""
+        custom = self.custom_size.isChecked()
+        self.width.setEnabled(custom)
+        self.height.setEnabled(custom)
+        if not custom:
+            self.width.setValue(self._presets[self.preset.currentData()].width)
+
     def _browse(self) -> None:
         fmt = self.fmt.currentText().lower()
         path, _ = QFileDialog.getSaveFileName(self, "Export figure", self.path.text(), f"{fmt.upper()} (*.{fmt})")
@@ -121,8 +147,9 @@ class ExportDialog(QDialog):
         return {
             "view": self.view.currentData(),
             "format": self.fmt.currentText().lower(),
-            "width": float(self.width.value()),
-            "height": float(self.height.value()),
+            "preset": self.preset.currentData(),
+            "width": float(self.width.value()) if self.custom_size.isChecked() else None,
+            "height": float(self.height.value()) if self.custom_size.isChecked() else None,
             "dpi": int(self.dpi.value()),
             "colorbar": self.colorbar.isChecked(),
             "shared_range": self.shared.isChecked(),

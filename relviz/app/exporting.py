@@ -23,6 +23,7 @@ FORMATS = ("png", "svg", "pdf")
 
 def view_options(trace: Trace, sel, options: dict[str, Any]):
     """The renderer's :class:`ViewOptions` for what the window shows (selection + dialog choices)."""
+    from relviz.render.style import DEFAULT_PRESET
     from relviz.render.views import ViewOptions
 
     src = maps.source(trace, sel.source)
@@ -44,6 +45,7 @@ def view_options(trace: Trace, sel, options: dict[str, Any]):
         cmap=str(options.get("cmap", "inferno")),
         width=options.get("width"),
         height=options.get("height"),
+        preset=str(options.get("preset") or DEFAULT_PRESET),
     )
 
 
