@@ -1,7 +1,9 @@
 """Run one corpus category in this process: ``python tests/corpus/run.py CATEGORY FOLDER [CASE…]``.
 
 Prints one JSON object per case: name, rc, stderr, seconds, maxrss_mb (the process's peak resident
-memory after the case; it only grows, so a case that spent too much shows in its own line and after),
+memory after the case; it only grows, so a case that spent too much shows in its own line and after;
+read from /proc/self/status where there is one, because on Linux ``ru_maxrss`` carries over the peak of
+the process that forked this one — a large pytest process would be counted as this runner's),
 and the sha256 of every file the case said must stay unchanged, before and after.
 """
 
@@ -26,6 +28,15 @@ def _sha(path: str) -> str | None:
     return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB (VmHWM, reset by exec; ru_maxrss elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     from corpus import make
     from relviz.cli import main as relviz_main
@@ -44,7 +55,7 @@ def main() -> None:
             except SystemExit as exc:  # argparse refusals
                 rc = exc.code if isinstance(exc.code, int) else 2
         seconds = time.perf_counter() - start
-        maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        maxrss_mb = peak_rss_mb()
         after = {p: _sha(p) for p in case.unchanged}
         print(json.dumps({"name": case.name, "rc": rc, "expect": case.expect, "message": case.message,
                           "stderr": err.getvalue(), "seconds": round(seconds, 3),
