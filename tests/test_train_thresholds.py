@@ -100,3 +100,26 @@ def test_a_bundled_model_opens_in_the_app_at_its_card_threshold_and_a_checkpoint
     qtbot.waitUntil(lambda: window.controller.loaded.name == "tiny_detr" and not window.state.busy, timeout=60000)
     assert window.state.threshold == pytest.approx(0.25)
     assert window.model_panel.threshold.value() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("name", ["demo-detr", "demo-relation", "demo-regionfeat"])
+def test_at_its_default_threshold_a_detector_does_on_the_bundled_scenes_what_its_card_says(name):
+    from relviz.train.resources import RESOURCES, SAMPLE_SEED
+    from relviz.zoo import RunOptions, load_model, run_model
+
+    card = json.loads((WEIGHTS / f"{name}.json").read_text())["score_threshold"]
+    loaded = load_model(name, device="cpu")
+    for file, claimed in card["bundled_scenes"].items():
+        trace = run_model(loaded, RESOURCES / file, RunOptions(capture=False))  # no threshold: the card's
+        assert trace.meta["threshold"] == pytest.approx(card["value"])
+        scene = scenes.make_scene(SAMPLE_SEED, int(file.split("-")[1].split(".")[0]))
+        labels = trace.meta["labels"]
+        to_scene = np.array([scenes.CLASSES.index(n) if n in scenes.CLASSES else -1 for n in labels])
+        det = {
+            "boxes": trace["detections/boxes"],
+            "scores": trace["detections/scores"],
+            "labels": to_scene[trace["detections/labels"]],
+        }
+        got = precision_recall([scene], [det], card["value"])
+        assert got["precision"] == pytest.approx(claimed["precision"], abs=1e-3), file
+        assert got["recall"] == pytest.approx(claimed["recall"], abs=1e-3), file
