@@ -69,7 +69,8 @@ def _add_model_arguments(p: argparse.ArgumentParser, required_input: bool) -> No
     g.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, mps, cuda or cuda:N")
     g.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     g.add_argument("--resize", type=int, help="shorter side in pixels (0 = no resize; default: the model's)")
-    g.add_argument("--threshold", type=float, default=0.7, help="score threshold for detections")
+    g.add_argument("--threshold", type=float, help="score threshold for detections (default: the model's, from "
+                   "its card; 0.7 for a checkpoint)")
     g.add_argument("--heads", type=int, help="attention heads, when the checkpoint's args do not say")
     g.add_argument("--dilation", action="store_true", default=None, help="DC5 backbone (DETR)")
     g.add_argument("--frame", type=int, default=0, help="video frame (first frame of a clip)")

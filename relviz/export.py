@@ -257,7 +257,7 @@ class Source(BaseModel):
     device: Annotated[Name, AfterValidator(_device)] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     resize: Annotated[int, AfterValidator(_resize)] | None = None
-    threshold: Annotated[float, _in_range(0.0, 1.0, "0..1")] = 0.7
+    threshold: Annotated[float, _in_range(0.0, 1.0, "0..1")] | None = None  # None: the model's default
     frame: Index = 0
     clip_length: Annotated[int, _in_range(1, limits.MAX_CLIP_LENGTH)] | None = None
     stride: Annotated[int, _in_range(1, limits.MAX_CLIP_STRIDE)] = 1

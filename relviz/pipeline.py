@@ -109,7 +109,7 @@ def move_to_cpu(loaded: LoadedModel) -> None:
 class RunChoice:
     """The user's run settings, handed to workers by value."""
 
-    threshold: float = 0.7
+    threshold: float | None = None  # None: the model's default (its card's score threshold)
     resize: int | None = None  # shorter side; None = the family's default, 0 = keep the size
 
 
@@ -147,6 +147,7 @@ def run_frames(loaded: LoadedModel, frames: list[np.ndarray], source: dict[str, 
         frame=int(source.get("frame", 0) or 0),
         clip_length=len(frames) if loaded.family.input_kind == "clip" else None,
     )
+    options = zoo.with_default_threshold(loaded, options)
     with torch.inference_mode():
         trace = loaded.family.run(loaded, frames, source, options)
     trace.meta.setdefault("model", loaded.describe())

@@ -218,3 +218,12 @@ def test_a_short_recipe_run_writes_into_out_and_leaves_the_bundled_weights_alone
     assert card["training"]["steps"] == 2 and card["data"]["train_seed"] == 1001 and card["recipe"]["seed"] == 0
     assert card["reproduce"] == "python -m relviz.train demo-lrnet"
     assert (tmp_path / "runs" / "demo-lrnet" / "state.pt").is_file()
+
+
+def test_the_card_records_the_curve_of_every_export_across_a_resume(tmp_path):
+    fit(_args(steps=3), _adamw_plan(tmp_path, models=1))
+    fit(_args(steps=6, resume=True), _adamw_plan(tmp_path, models=1))
+    card = json.loads((tmp_path / "out" / "toy.json").read_text())
+    curve = card["training"]["curve"]
+    assert [point["step"] for point in curve] == [3, 6]
+    assert all(point["top1"] == 0.5 and point["minutes"] >= 0 for point in curve)

@@ -531,6 +531,8 @@ class Controller(QObject):
                 loaded.family.name,
             )
             self.state.model_note = ""
+            if loaded.default_threshold is not None:  # a bundled model opens at its card's threshold
+                self.state.threshold = loaded.default_threshold
             self.state.modelChanged.emit()
             self.state.success(f"loaded {self.state.model.describe()}", MODEL, req)
             if self.settings is not None:

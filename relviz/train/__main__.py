@@ -7,9 +7,11 @@ import sys
 
 import torch
 
+#: recipes whose model detects objects: they get a default score threshold in their card
+DETECTOR_FAMILIES = ("detr", "relation", "regionfeat")
 
 def main(argv: list[str] | None = None) -> int:
-    from relviz.train.common import WEIGHTS_DIR
+    from relviz.train.common import WEIGHTS_DIR, output_dir
     from relviz.train.recipes import RECIPES
 
     argv = sys.argv[1:] if argv is None else argv
@@ -88,6 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         help="backbone learning rate relative to --lr (0: frozen), with --init-backbone",
     )
     parser.add_argument(
+        "--pool",
+        type=int,
+        default=r.defaults.get("pool", 0),
+        help="demo-detr with a frozen body: train on the stored body features of this many scenes (0: fresh "
+        "scenes through the body at every step)",
+    )
+    parser.add_argument(
+        "--query-groups",
+        type=int,
+        default=r.defaults.get("query_groups", 1),
+        help="demo-detr with --pool: groups of object queries during training (the exported model keeps one)",
+    )
+    parser.add_argument(
         "--compact-only",
         action="store_true",
         help="only rewrite the existing weights compactly and re-measure the card",
@@ -96,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-head-from",
         default="",
         help="demo-relation only: train just the relation-free baseline head on this file's body",
+    )
+    parser.add_argument(
+        "--choose-threshold",
+        action="store_true",
+        help="detectors: only choose the default score threshold of the existing weights and write it to the card "
+        "(training a detector does this at the end)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from the saved training state")
     parser.add_argument(
@@ -111,12 +132,20 @@ def main(argv: list[str] | None = None) -> int:
         from relviz.train.rcnn import train_baseline_head
 
         metrics = train_baseline_head(args, args.baseline_head_from)
+    elif args.choose_threshold:
+        from relviz.train.thresholds import choose_for_bundled
+
+        metrics = choose_for_bundled(name, output_dir(args), args.eval_n)["held_out"]
     elif args.compact_only:
         from relviz.train.cards import compact_bundled
 
         metrics = compact_bundled(name, args.eval_n)["metrics"]
     else:
         metrics = r.train(args)
+        if r.family in DETECTOR_FAMILIES:
+            from relviz.train.thresholds import choose_for_bundled
+
+            choose_for_bundled(name, output_dir(args), args.eval_n)
     print(" ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     return 0
 

@@ -111,6 +111,7 @@ class Run:
     budget: Budget
     step: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)  # of the last export
+    curve: list[dict[str, float]] = field(default_factory=list)  # step, minutes and the numbers of every export
 
     @property
     def name(self) -> str:
@@ -128,6 +129,7 @@ class Run:
             "wall_time_min": round(self.budget.elapsed / 60, 1),
             "machine": machine(),
             "budget": {"steps": self.args.steps, "minutes": self.args.minutes},
+            "curve": self.curve,
         }
 
 
@@ -136,8 +138,9 @@ def fit(args: argparse.Namespace, plan: Plan) -> Run:
 
     With ``args.resume`` the run continues from the plan's saved state where there is one.
     """
-    step, elapsed = _resume(args, plan) if getattr(args, "resume", False) and plan.state is not None else (0, 0.0)
-    run = Run(args, plan, Budget(args.steps, args.minutes, warmup=plan.warmup, elapsed=elapsed), step)
+    resumed = getattr(args, "resume", False) and plan.state is not None
+    step, elapsed, curve = _resume(args, plan) if resumed else (0, 0.0, [])
+    run = Run(args, plan, Budget(args.steps, args.minutes, warmup=plan.warmup, elapsed=elapsed), step, curve=curve)
     progress = Progress(plan.label or args.name)
     saving = Every(SAVE_EVERY_S)
     exporting = Every(args.export_every * 60 if plan.interim_exports else 0)
@@ -160,6 +163,9 @@ def fit(args: argparse.Namespace, plan: Plan) -> Run:
             export(run, final=False)
             _set_mode(plan, training=True)
     export(run, final=True)
+    if plan.state is not None and plan.state.is_file():  # the saved curve ends with the final export
+        state = torch.load(plan.state, weights_only=True)
+        save_state(plan.state, **{**state, "curve": run.curve})
     return run
 
 
@@ -170,6 +176,8 @@ def export(run: Run, final: bool) -> dict[str, Any]:
     module = plan.ship(run.modules())
     export_and_reload(module, plan.weights, plan.metadata)
     found = plan.measure(run, module)
+    numbers = {k: round(float(v), 4) for k, v in found.metrics.items() if isinstance(v, (int, float))}
+    run.curve.append({"step": run.step, "minutes": round(run.budget.elapsed / 60, 1), **numbers})
     notes = list(found.notes) + ([] if final else [INTERIM_NOTE])
     if plan.card is not None:
         write_card(
@@ -214,15 +222,17 @@ def _save(run: Run) -> None:
         step=run.step,
         elapsed=run.budget.elapsed,
         rng=torch.get_rng_state(),
+        curve=run.curve,
         **{k: t.module.state_dict() for k, t in models.items()},
         **{f"opt_{k}": t.optimizer.state_dict() for k, t in models.items()},
     )
 
 
-def _resume(args: argparse.Namespace, plan: Plan) -> tuple[int, float]:
-    """Load the saved state into the plan's models and optimisers; (step, elapsed seconds), or (0, 0)."""
+def _resume(args: argparse.Namespace, plan: Plan) -> tuple[int, float, list[dict[str, float]]]:
+    """Load the saved state into the plan's models and optimisers; (step, elapsed seconds, curve so far),
+    or (0, 0, [])."""
     if not plan.state.is_file():
-        return 0, 0.0
+        return 0, 0.0, []
     state = torch.load(plan.state, weights_only=True)
     for key, trainee in plan.models.items():
         trainee.module.load_state_dict(state[key])
@@ -232,4 +242,4 @@ def _resume(args: argparse.Namespace, plan: Plan) -> tuple[int, float]:
         torch.set_rng_state(state["rng"])
     step, elapsed = int(state["step"]), float(state["elapsed"])
     log(f"resumed {args.name} at step {step} ({elapsed / 60:.1f} min)")
-    return step, elapsed
+    return step, elapsed, list(state.get("curve", []))

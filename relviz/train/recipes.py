@@ -51,13 +51,15 @@ def recipe(name: str, family: str, description: str, **defaults: Any) -> Callabl
 @recipe(
     "demo-detr",
     "detr",
-    "DETR ResNet-18, 2+2 layers, width 128, 16 queries, on 192×192 scenes",
-    steps=30000,
-    minutes=125.0,
-    batch=8,
-    lr=2e-4,
+    "DETR ResNet-18, 2+2 layers, width 128, 16 queries, on 256×256 scenes",
+    steps=200000,
+    minutes=48.0,
+    batch=16,
+    lr=3e-4,
     init_backbone=str(WEIGHTS_DIR / "demo-relation.safetensors"),
     backbone_lr_mult=0.0,
+    pool=5000,
+    query_groups=2,
 )
 def train_detr(args: argparse.Namespace) -> dict[str, Any]:
     from relviz.train.detr import train_detr

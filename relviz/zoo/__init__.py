@@ -31,13 +31,15 @@ if TYPE_CHECKING:
     from relviz.zoo.bounds import FamilyBounds
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+#: score threshold for a model whose card names none (a checkpoint of the user's, seeded random weights)
+DEFAULT_THRESHOLD = 0.7
 
 
 @dataclass
 class RunOptions:
     """What a user can set for one run; families read the fields that concern them."""
 
-    threshold: float = 0.7
+    threshold: float | None = None  # None: the model's default (:attr:`LoadedModel.default_threshold`)
     resize: int | None = None  # shorter side in pixels; 0 = no resize; None = the family's default
     capture: bool = True
     frame: int = 0  # first frame, for video inputs
@@ -58,6 +60,8 @@ class LoadedModel:
     dtype: torch.dtype
     checkpoint: Checkpoint | None = None
     weights: str = "none"  # 'none' (seeded random), 'bundled' or a path
+    #: the bundled model card's ``score_threshold`` (chosen on held-out scenes), or None where there is none
+    default_threshold: float | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,17 @@ class LoadedModel:
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
         }
+
+
+def with_default_threshold(model: LoadedModel, options: RunOptions) -> RunOptions:
+    """``options`` with the threshold filled in where the user set none: the model card's, else
+    :data:`DEFAULT_THRESHOLD`."""
+    if options.threshold is not None:
+        return options
+    from dataclasses import replace
+
+    default = getattr(model, "default_threshold", None)
+    return replace(options, threshold=DEFAULT_THRESHOLD if default is None else default)
 
 
 class Family:
@@ -385,7 +400,7 @@ def load_model(
                     "for seeded random weights"
                 )
             path = entry.weights_path
-            _verify_bundled(entry, path)
+            threshold = _verify_bundled(entry, path)
             source = "bundled"
         else:
             path = Path(weights_str)
@@ -413,6 +428,8 @@ def load_model(
         _check_fit(fam, config, ckpt, meta, path.name)
         module = _load_into(fam, config, ckpt)
         loaded = LoadedModel(fam, entry.name if entry else path.stem, module, config, dev, dtype, ckpt, source)
+        if source == "bundled":
+            loaded.default_threshold = threshold
     loaded.module.eval()
     try:
         loaded.module.to(device=dev, dtype=dtype)
@@ -421,18 +438,26 @@ def load_model(
     return loaded
 
 
-def _verify_bundled(entry: ModelEntry, path: Path) -> None:
-    """Bundled weights must match the sha256 in their model card, so a swapped file is refused."""
+def _verify_bundled(entry: ModelEntry, path: Path) -> float | None:
+    """Bundled weights must match the sha256 in their model card, so a swapped file is refused.
+
+    Returns the card's default score threshold (``score_threshold.value``), or None where it has none.
+    """
     import json
 
     from relviz.core.checkpoint import sha256_of
 
-    card = path.with_suffix(".json")
-    if not card.is_file():
-        return
-    expected = json.loads(card.read_text()).get("sha256")
+    card_path = path.with_suffix(".json")
+    if not card_path.is_file():
+        return None
+    card = json.loads(card_path.read_text())
+    expected = card.get("sha256")
     if expected and expected != sha256_of(path):
-        raise CheckpointError(f"bundled weights {path.name} do not match the sha256 in {card.name}; refusing them")
+        raise CheckpointError(
+            f"bundled weights {path.name} do not match the sha256 in {card_path.name}; refusing them"
+        )
+    value = (card.get("score_threshold") or {}).get("value")
+    return float(value) if isinstance(value, (int, float)) and 0.0 <= value <= 1.0 else None
 
 
 def run_model(model: LoadedModel, input_path: str | Path, options: RunOptions | None = None) -> Trace:
@@ -441,7 +466,7 @@ def run_model(model: LoadedModel, input_path: str | Path, options: RunOptions | 
 
     from relviz.zoo.inputs import read_inputs
 
-    options = options or RunOptions()
+    options = with_default_threshold(model, options or RunOptions())
     inputs, source = read_inputs(input_path, model.family.input_kind, options)
     try:
         with torch.inference_mode():

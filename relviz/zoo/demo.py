@@ -81,9 +81,9 @@ DEMO_DETR = {
     "pre_norm": False,
     "position_embedding": "sine",
 }
-#: scenes are 256×256; the model sees them at 192×192, so ResNet-18's stride-32 grid is 6×6 = 36 tokens for
-#: up to 12 objects (at 128 px, 4×4 tokens were too few to tell neighbouring objects apart)
-DEMO_DETR_RESIZE = 192
+#: scenes are 256×256 and the model sees them at their own size: ResNet-18's stride-32 grid is 8×8 = 64 tokens
+#: for up to 12 objects (at 192 px, 6×6 tokens; at 128 px, 4×4 were too few to tell neighbouring objects apart)
+DEMO_DETR_RESIZE = 256
 #: tiny LR-Net (the family's "tiny" preset: 1 block per stage, 5×5 local relation) on 32×32 patches, with
 #: one aggregation per channel (m=1): with so few channels, the preset's m=4 left too few geometry priors
 #: to tell shapes apart (in equal short runs, shape accuracy rose faster per step with m=1)

@@ -241,6 +241,7 @@ class ModelPanel(QWidget):
         if self.state.model_note:
             text += f"<br><span style='color:#e0a030'>{html.escape(self.state.model_note)}</span>"
         self.status.setText(text)
+        self.threshold.setValue(self.state.threshold)  # a loaded model brings its default threshold
         if info.device:
             self.device.setCurrentText(info.device if info.device in self.state.devices else "auto")
         self.run.setEnabled(bool(info.name))
