@@ -158,6 +158,7 @@ def decoder_attention_view(trace: Trace, options: ViewOptions) -> Figure:
         return _objects_by_heads(fig, trace, options, objects, columns, views, shown, norms, layer)
     if len(objects) == 1:  # one object: its heads as a grid
         cols = grid_columns(len(columns), width - 0.7, 0.75)
+        cols = math.ceil(len(columns) / math.ceil(len(columns) / cols))  # rows as full as they can be
         grid = fig.subplots(math.ceil(len(columns) / cols), cols, squeeze=False)
         cells = [(grid.flat[c], 0, c) for c in range(len(columns))]
         _blank_unused(grid.ravel(), len(columns))

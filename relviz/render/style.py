@@ -181,22 +181,32 @@ def use_style(preset: str | Style | None = None) -> Iterator[Style]:
 def _vertical_slack(fig) -> float:
     """Inches of height the figure could lose without shrinking any fixed-aspect axes (images, tiles): the
     least, over vertical lines through such axes, of the height the axes on that line leave unused once drawn
-    at their aspect (axes stacked on one line add their slack up)."""
-    fixed = []
+    at their aspect (axes stacked on one line add their slack up). An empty cell of a grid (hidden, or blank
+    without axis) gives up as much as the images in its own row: otherwise the one column with a second row
+    of panels would count twice the slack of the columns beside it, which have only one."""
+    fixed, empty = [], []
     for ax in fig.get_axes():
-        if not ax.get_visible() or ax.get_aspect() == "auto" or hasattr(ax, "_colorbar"):
-            continue
-        if not ax.axison and not ax.images and not ax.patches and not ax.texts:
+        if hasattr(ax, "_colorbar"):
             continue
         # positions are fractions of the axes' own (sub)figure: in display pixels, they compare across subfigures
         to_display = ax.get_figure(root=False).transSubfigure
         layout = ax.get_position(original=True).transformed(to_display)
+        blank = not ax.axison and not ax.images and not ax.patches and not ax.texts
+        if not ax.get_visible() or blank:
+            empty.append(layout)
+            continue
+        if ax.get_aspect() == "auto":
+            continue
         drawn = ax.get_position(original=False).transformed(to_display)
-        fixed.append((layout.x0, layout.x1, max(0.0, layout.height - drawn.height) / fig.dpi))
+        fixed.append((layout, max(0.0, layout.height - drawn.height) / fig.dpi))
     if not fixed:
         return 0.0
-    lines = [(x0 + x1) / 2 for x0, x1, _ in fixed]
-    return min(sum(slack for x0, x1, slack in fixed if x0 <= x <= x1) for x in lines)
+    for cell in empty:
+        row = [slack for layout, slack in fixed if abs(layout.y0 - cell.y0) < 1 and abs(layout.y1 - cell.y1) < 1]
+        if row:
+            fixed.append((cell, max(row)))
+    lines = [(layout.x0 + layout.x1) / 2 for layout, _ in fixed]
+    return min(sum(slack for layout, slack in fixed if layout.x0 <= x <= layout.x1) for x in lines)
 
 
 def fit_height(fig, max_height: float, min_height: float = 0.8, passes: int = 2) -> float:
