@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from batch_scenes import write_scenes  # noqa: E402
+from batch_scenes import cached_scenes  # noqa: E402
 
 from relviz.batch.runner import BatchOptions, run_batch  # noqa: E402
 
@@ -42,10 +42,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/relviz-batch-mem")
     args = parser.parse_args()
     work = Path(args.work)
-    scenes = work / "scenes"
-    if len(list(scenes.glob("scene-*.png"))) != args.n:
-        shutil.rmtree(scenes, ignore_errors=True)
-        write_scenes(scenes, args.n, seed=2026)
+    scenes = cached_scenes(work / "scenes", args.n)
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
     marks = {10**k for k in range(1, 8) if 10**k <= args.n} | {args.n}

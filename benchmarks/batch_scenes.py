@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -32,6 +33,14 @@ def write_scenes(folder: Path, n: int, seed: int) -> list[Path]:
         entry["file_name"] = path.name
     (folder / "coco.json").write_text(json.dumps(coco), encoding="utf-8")
     return paths
+
+
+def cached_scenes(folder: Path, n: int, seed: int = 2026) -> Path:
+    """``folder`` holding exactly ``n`` scenes: kept when a previous run wrote them, written afresh otherwise."""
+    if len(list(folder.glob("scene-*.png"))) != n:
+        shutil.rmtree(folder, ignore_errors=True)
+        write_scenes(folder, n, seed)
+    return folder
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from batch_scenes import write_scenes  # noqa: E402
+from batch_scenes import cached_scenes  # noqa: E402
 
 
 def steady_rate(manifest: Path) -> float:
@@ -60,10 +60,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/relviz-batch-bench")
     args = parser.parse_args()
     work = Path(args.work)
-    scenes = work / "scenes"
-    if len(list(scenes.glob("scene-*.png"))) != args.n:
-        shutil.rmtree(scenes, ignore_errors=True)
-        write_scenes(scenes, args.n, seed=2026)
+    scenes = cached_scenes(work / "scenes", args.n)
     batch = ["batch", "--model", args.model, "--device", "cpu", "--inputs", str(scenes)]
     py = [sys.executable]
     rows = [
