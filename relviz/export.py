@@ -495,14 +495,10 @@ def _resolved(path: str | None, base: Path) -> str | None:
     return str(atomic.absolute(p if p.is_absolute() else base / p))
 
 
-def read_recipe(path: str | Path, output: str | Path | None = None) -> Recipe:
-    """A recipe file, validated; relative paths in it are relative to its folder; ``output`` overrides."""
-    path = Path(path)
-    recipe = make_recipe(load_recipe_json(path))
-    base = atomic.absolute(path).parent
+def with_paths_resolved(recipe: Recipe, path: str | Path) -> Recipe:
+    """``recipe``, read from the file ``path``, with its relative paths made relative to that file's folder."""
+    base = atomic.absolute(Path(path)).parent
     update: dict[str, Any] = {"trace": _resolved(recipe.trace, base), "output": _resolved(recipe.output, base)}
-    if output is not None:
-        update["output"] = str(atomic.absolute(output))
     if recipe.source is not None:
         update["source"] = recipe.source.model_copy(update={
             "input": _resolved(recipe.source.input, base), "weights": _resolved(recipe.source.weights, base)})
@@ -617,13 +613,14 @@ def replay_recipe(path: str | Path, output: str | Path | None = None, *, progres
     fields.  With ``output`` the figure goes there; its recipe must then not land on the recipe being
     replayed (unless ``output`` is the recipe's own output, which is the same regeneration in place).
     """
-    own = read_recipe(path)
+    as_written = make_recipe(load_recipe_json(path))
+    own = with_paths_resolved(as_written, path)
     recipe = own
     if output is not None:
         recipe = own.model_copy(update={"output": str(atomic.absolute(output))})
     in_place = bool(own.output) and bool(recipe.output) and atomic.same_file(recipe.output, own.output)
     if in_place:
-        return export_figure(recipe, progress=progress, recorded=make_recipe(load_recipe_json(path)))
+        return export_figure(recipe, progress=progress, recorded=as_written)
     return export_figure(recipe, recipe_file=path, progress=progress)
 
 
