@@ -17,7 +17,7 @@ from relviz.models.attention import MultiheadAttention
 from relviz.models.detr import nested_batch
 from relviz.zoo.detr import preprocess, resized_size
 
-OFFICIAL = json.loads((Path(__file__).resolve().parents[2] / "shared/compat/detr_official_keys.json").read_text())
+OFFICIAL = json.loads((Path(__file__).parent / "data/detr_official_keys.json").read_text())
 SMALL = {"backbone_depth": 18, "hidden_dim": 64, "nheads": 4, "enc_layers": 2, "dec_layers": 2,
          "dim_feedforward": 96, "num_queries": 10, "num_classes": 5}
 
