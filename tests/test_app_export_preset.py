@@ -71,6 +71,7 @@ def test_export_at_a_preset_matches_the_command_line(qtbot, window, tmp_path, pr
     dialog.path.setText(str(out))
     window.accept_export(dialog)
     qtbot.waitUntil(lambda: "wrote" in window.state.last_message[0], timeout=WAIT)
+    qtbot.waitUntil(lambda: not window.controller.runner.active, timeout=WAIT)  # the worker has ended
 
     data = out.read_bytes()
     width, height = page_inches(data)
