@@ -10,6 +10,7 @@ never fatal.
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,23 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from relviz.app import crash
 from relviz.core.errors import RelvizError
+
+
+def use_python_import() -> bool:
+    """Take PySide6's ``from __feature__ import …`` hook out of every import; True when it was there.
+
+    PySide6 puts that hook in front of ``builtins.__import__``: it runs Python code of its own around each
+    import of every thread (it reads the source of each newly imported module).  Workers import the model and
+    figure modules on first use while the UI thread is busy, and imports through this hook from worker threads
+    are known to stall or crash a process.  relviz uses no ``__feature__``, so the import the hook saved
+    (``__orig_import__``: Python's, behind PySide6's C-level wrapper for star imports) is put back.  Any other
+    replacement of ``__import__`` is left alone.
+    """
+    original = getattr(builtins, "__orig_import__", None)
+    if original is None or getattr(builtins.__import__, "__name__", "") != "__feature_import__":
+        return False
+    builtins.__import__ = original
+    return True
 
 
 class Cancelled(Exception):
@@ -170,6 +188,7 @@ class Runner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
+        use_python_import()
         self.model_pool = QThreadPool(self)
         self.model_pool.setMaxThreadCount(1)
         self.io_pool = QThreadPool(self)
