@@ -209,7 +209,11 @@ def _vertical_slack(fig) -> float:
     return min(sum(slack for layout, slack in fixed if layout.x0 <= x <= layout.x1) for x in lines)
 
 
-def fit_height(fig, max_height: float, min_height: float = 0.8, passes: int = 2) -> float:
+#: the least height a fitted figure keeps (inches)
+MIN_HEIGHT = 0.8
+
+
+def fit_height(fig, max_height: float, min_height: float = MIN_HEIGHT, passes: int = 2) -> float:
     """Shrink ``fig`` to the height its content needs at its width (no empty bands above and below images
     drawn at their aspect), at most ``max_height``; returns the height."""
     fig.set_figheight(min(fig.get_figheight(), max_height))
@@ -222,9 +226,21 @@ def fit_height(fig, max_height: float, min_height: float = 0.8, passes: int = 2)
     return fig.get_figheight()
 
 
-def overflow(fig) -> float:
-    """Inches by which the figure's drawn content passes its top or bottom edge (0 when it fits)."""
+def height_change(fig, max_height: float, tolerance: float = 0.01) -> float:
+    """One layout pass of ``fig`` at its height: the inches to take off (negative: the slack of :func:`fit_height`)
+    or to add (twice what its content passes its top or bottom edge by, and a little); 0 when it fits within
+    ``tolerance`` or cannot grow past ``max_height``."""
     fig.draw_without_rendering()
+    slack = _vertical_slack(fig)
+    if slack >= tolerance:
+        return -slack
+    height = fig.get_figheight()
+    over = _overflow_as_drawn(fig) if height < max_height else 0.0
+    return min(max_height - height, 2 * over + 0.02) if over >= tolerance else 0.0
+
+
+def _overflow_as_drawn(fig) -> float:
+    """Inches by which the drawn content passes the figure's top or bottom edge (0 when it fits)."""
     renderer = fig._get_renderer()
     tight = fig.get_tightbbox(renderer)
     height = fig.get_figheight()

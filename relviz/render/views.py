@@ -26,7 +26,7 @@ from relviz.render.selection import (
     check_settings,
     check_top_k,
 )
-from relviz.render.style import DEFAULT_PRESET, check_preset, fit_height, overflow, use_style
+from relviz.render.style import DEFAULT_PRESET, MIN_HEIGHT, check_preset, fit_height, height_change, use_style
 
 
 @dataclass
@@ -171,16 +171,18 @@ def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
         try:
             fig = _drawn(view, trace, options)
             if options.height is None:
-                # the height the content needs, found on a first figure; the figure returned is built afresh at that
-                # height (matplotlib's layout of a figure depends on the layouts it had before)
-                height = fit_height(fig, style.max_height)
+                # the height the content needs, measured on a first figure in one layout pass; the figure returned
+                # is built afresh at that height (matplotlib's layout of a figure depends on the layouts it had
+                # before) and checked in one more pass, which also finishes the fit when one pass left slack
+                height = fit_height(fig, style.max_height, passes=1)
                 for _ in range(3):
                     fig = _drawn(view, trace, options)
                     fig.set_figheight(height)
-                    over = overflow(fig) if height < style.max_height else 0.0
-                    if over < 0.01:
+                    change = height_change(fig, style.max_height)
+                    fitted = min(style.max_height, max(MIN_HEIGHT, round(height + change, 3)))
+                    if fitted == height:
                         break
-                    height = min(style.max_height, round(height + 2 * over + 0.02, 3))
+                    height = fitted
         except NoFiniteValues:
             return message_figure(f"every value the {name} view would draw here is NaN or infinite: nothing to show",
                                   name)
