@@ -18,15 +18,18 @@ batch exports — takes its sizes from here::
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 from relviz.core import limits
 from relviz.core.errors import BadInputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: the smallest and largest type a figure prints (points, at the preset's size)
 MIN_TEXT_PT, MAX_TEXT_PT = limits.MIN_FIGURE_TEXT_PT, limits.MAX_FIGURE_TEXT_PT
@@ -226,17 +229,63 @@ def fit_height(fig, max_height: float, min_height: float = MIN_HEIGHT, passes: i
     return fig.get_figheight()
 
 
-def height_change(fig, max_height: float, tolerance: float = 0.01) -> float:
-    """One layout pass of ``fig`` at its height: the inches to take off (negative: the slack of :func:`fit_height`)
-    or to add (twice what its content passes its top or bottom edge by, and a little); 0 when it fits within
-    ``tolerance`` or cannot grow past ``max_height``."""
-    fig.draw_without_rendering()
-    slack = _vertical_slack(fig)
-    if slack >= tolerance:
-        return -slack
-    height = fig.get_figheight()
-    over = _overflow_as_drawn(fig) if height < max_height else 0.0
-    return min(max_height - height, 2 * over + 0.02) if over >= tolerance else 0.0
+def fit_to_content(build: Callable[[], Figure], max_height: float, min_height: float = MIN_HEIGHT,
+                   tries: int = 5, tolerance: float = 0.01) -> Figure:
+    """The figure ``build()`` makes, at the height its content needs (at most ``max_height``).
+
+    Each figure is drawn once at its height and checked: height its images leave unused (the slack of
+    :func:`fit_height`) is taken off, content past the top or bottom edge adds height.  A figure that passes is
+    returned as it is; any other height is tried on a figure built afresh (matplotlib's layout of a figure
+    depends on the layouts it had before).  Taking height off a figure may take only part of it off its images
+    (rows that stretch give up the rest), so once two heights left slack the next is where their slack would
+    reach zero (a secant step); a step that went too far shows as images narrower than their cells, and the
+    plain step (the slack alone, which never goes too far) is taken instead.
+    """
+    fig = build()
+    height = min(fig.get_figheight(), max_height)
+    fig.set_figheight(height)
+    last: tuple[float, float, float] | None = None  # (height, slack, narrowing) of the last figure with slack
+    fallback: float | None = None  # the plain step's height while a secant step is being tried
+    for _ in range(tries):
+        fig.draw_without_rendering()
+        narrowing = _narrowing(fig)
+        if fallback is not None and last is not None and narrowing > last[2] + tolerance:
+            target, fallback = fallback, None
+        else:
+            fallback = None
+            slack = _vertical_slack(fig)
+            if slack >= tolerance:
+                target = height - slack
+                if last is not None and last[0] > height:
+                    rate = (last[1] - slack) / (last[0] - height)  # slack lost per inch of height
+                    if 0.05 < rate < 1.0:
+                        target, fallback = height - slack / rate, target
+                last = (height, slack, narrowing)
+            else:
+                over = _overflow_as_drawn(fig) if height < max_height else 0.0
+                if over < tolerance:
+                    return fig
+                target = height + 2 * over + 0.02
+        fitted = min(max_height, max(min_height, round(target, 3)))
+        if fitted == height:
+            return fig
+        height = fitted
+        fig = build()
+        fig.set_figheight(height)
+    return fig
+
+
+def _narrowing(fig) -> float:
+    """Inches of width the fixed-aspect axes (images, tiles) leave unused in their cells, added up."""
+    total = 0.0
+    for ax in fig.get_axes():
+        if hasattr(ax, "_colorbar") or not ax.get_visible() or ax.get_aspect() == "auto":
+            continue
+        to_display = ax.get_figure(root=False).transSubfigure
+        layout = ax.get_position(original=True).transformed(to_display)
+        drawn = ax.get_position(original=False).transformed(to_display)
+        total += max(0.0, layout.width - drawn.width) / fig.dpi
+    return total
 
 
 def _overflow_as_drawn(fig) -> float:

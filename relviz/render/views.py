@@ -26,7 +26,7 @@ from relviz.render.selection import (
     check_settings,
     check_top_k,
 )
-from relviz.render.style import DEFAULT_PRESET, MIN_HEIGHT, check_preset, fit_height, height_change, use_style
+from relviz.render.style import DEFAULT_PRESET, check_preset, fit_to_content, use_style
 
 
 @dataclass
@@ -169,20 +169,10 @@ def render_view(trace: Trace, name: str, options: ViewOptions) -> Figure:
     with use_style(options.preset) as style, np.errstate(all="ignore"), warnings.catch_warnings():
         ignore_layout_notes()
         try:
-            fig = _drawn(view, trace, options)
             if options.height is None:
-                # the height the content needs, measured on a first figure in one layout pass; the figure returned
-                # is built afresh at that height (matplotlib's layout of a figure depends on the layouts it had
-                # before) and checked in one more pass, which also finishes the fit when one pass left slack
-                height = fit_height(fig, style.max_height, passes=1)
-                for _ in range(3):
-                    fig = _drawn(view, trace, options)
-                    fig.set_figheight(height)
-                    change = height_change(fig, style.max_height)
-                    fitted = min(style.max_height, max(MIN_HEIGHT, round(height + change, 3)))
-                    if fitted == height:
-                        break
-                    height = fitted
+                fig = fit_to_content(lambda: _drawn(view, trace, options), style.max_height)
+            else:
+                fig = _drawn(view, trace, options)
         except NoFiniteValues:
             return message_figure(f"every value the {name} view would draw here is NaN or infinite: nothing to show",
                                   name)
