@@ -2,7 +2,7 @@
 
 A figure is drawn at the size it will be printed, so a point in it is a point on paper.  A
 :class:`Preset` fixes the width (a single column, 3.5 in, or a full page, 7.16 in), the tallest the
-figure may grow (9.5 in: its height follows from its content, :func:`fit_height`) and one base type
+figure may grow (9.5 in: its height follows from its content, :func:`fit_to_content`) and one base type
 size from which every other size follows (:class:`Style`): ticks, captions and tile titles a step
 below the base, panel titles a step above, the figure's title two steps above — every text 5–12 pt.
 Line widths and marker sizes are in points too, so a box prints as thin at both presets.
