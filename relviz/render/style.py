@@ -181,12 +181,9 @@ def use_style(preset: str | Style | None = None) -> Iterator[Style]:
 
 
 # -- the height a figure's content needs --------------------------------------------------------------
-def _vertical_slack(fig) -> float:
-    """Inches of height the figure could lose without shrinking any fixed-aspect axes (images, tiles): the
-    least, over vertical lines through such axes, of the height the axes on that line leave unused once drawn
-    at their aspect (axes stacked on one line add their slack up). An empty cell of a grid (hidden, or blank
-    without axis) gives up as much as the images in its own row: otherwise the one column with a second row
-    of panels would count twice the slack of the columns beside it, which have only one."""
+def _cells(fig) -> tuple[list[tuple[Any, Any]], list[Any]]:
+    """The drawn ``fig``'s fixed-aspect axes (images, tiles) as (cell, drawn) boxes, and its empty cells (hidden
+    axes, or blank ones without axis), in display pixels; colorbars and axes that stretch are left out."""
     fixed, empty = [], []
     for ax in fig.get_axes():
         if hasattr(ax, "_colorbar"):
@@ -197,11 +194,20 @@ def _vertical_slack(fig) -> float:
         blank = not ax.axison and not ax.images and not ax.patches and not ax.texts
         if not ax.get_visible() or blank:
             empty.append(layout)
-            continue
-        if ax.get_aspect() == "auto":
-            continue
-        drawn = ax.get_position(original=False).transformed(to_display)
-        fixed.append((layout, max(0.0, layout.height - drawn.height) / fig.dpi))
+        elif ax.get_aspect() != "auto":
+            fixed.append((layout, ax.get_position(original=False).transformed(to_display)))
+    return fixed, empty
+
+
+def _vertical_slack(fig, cells: tuple[list, list] | None = None) -> float:
+    """Inches of height the figure could lose without shrinking any fixed-aspect axes (images, tiles): the
+    least, over vertical lines through such axes, of the height the axes on that line leave unused once drawn
+    at their aspect (axes stacked on one line add their slack up). An empty cell of a grid (hidden, or blank
+    without axis) gives up as much as the images in its own row: otherwise the one column with a second row
+    of panels would count twice the slack of the columns beside it, which have only one.  ``cells``: the
+    figure's :func:`_cells` when the caller has them."""
+    boxes, empty = cells or _cells(fig)
+    fixed = [(layout, max(0.0, layout.height - drawn.height) / fig.dpi) for layout, drawn in boxes]
     if not fixed:
         return 0.0
     for cell in empty:
@@ -210,6 +216,12 @@ def _vertical_slack(fig) -> float:
             fixed.append((cell, max(row)))
     lines = [(layout.x0 + layout.x1) / 2 for layout, _ in fixed]
     return min(sum(slack for layout, slack in fixed if layout.x0 <= x <= layout.x1) for x in lines)
+
+
+def _narrowing(fig, cells: tuple[list, list] | None = None) -> float:
+    """Inches of width the fixed-aspect axes (images, tiles) leave unused in their cells, added up."""
+    boxes, _ = cells or _cells(fig)
+    return sum(max(0.0, layout.width - drawn.width) for layout, drawn in boxes) / fig.dpi
 
 
 #: the least height a fitted figure keeps (inches)
@@ -248,12 +260,13 @@ def fit_to_content(build: Callable[[], Figure], max_height: float, min_height: f
     fallback: float | None = None  # the plain step's height while a secant step is being tried
     for _ in range(tries):
         fig.draw_without_rendering()
-        narrowing = _narrowing(fig)
+        cells = _cells(fig)
+        narrowing = _narrowing(fig, cells)
         if fallback is not None and last is not None and narrowing > last[2] + tolerance:
             target, fallback = fallback, None
         else:
             fallback = None
-            slack = _vertical_slack(fig)
+            slack = _vertical_slack(fig, cells)
             if slack >= tolerance:
                 target = height - slack
                 if last is not None and last[0] > height:
@@ -273,19 +286,6 @@ def fit_to_content(build: Callable[[], Figure], max_height: float, min_height: f
         fig = build()
         fig.set_figheight(height)
     return fig
-
-
-def _narrowing(fig) -> float:
-    """Inches of width the fixed-aspect axes (images, tiles) leave unused in their cells, added up."""
-    total = 0.0
-    for ax in fig.get_axes():
-        if hasattr(ax, "_colorbar") or not ax.get_visible() or ax.get_aspect() == "auto":
-            continue
-        to_display = ax.get_figure(root=False).transSubfigure
-        layout = ax.get_position(original=True).transformed(to_display)
-        drawn = ax.get_position(original=False).transformed(to_display)
-        total += max(0.0, layout.width - drawn.width) / fig.dpi
-    return total
 
 
 def _overflow_as_drawn(fig) -> float:
